@@ -1,0 +1,296 @@
+"""Durable SQLite queue of the local broker: events and one delivery row per matching Trigger.
+
+Guarantees (at-least-once, nothing ever dropped):
+* an event and all its delivery rows are committed in one transaction *before* ingress answers
+  202, so "acknowledged" means "stored" (WAL journal, ``synchronous=FULL``);
+* a reply event and the completion of the delivery that produced it commit together;
+* deliveries left ``in-flight`` by a crash or an interrupted stop go back to ``pending`` when the
+  queue is opened again (the subscriber may see that event twice; Knative allows duplicates);
+* finished deliveries stay in the table (``delivered``, ``dead-lettered`` or ``dead``).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from shared.bus.codec import Record
+
+# Keep enough of a failed response body for knativeerrordata (1024 base64 chars = 768 bytes)
+# and for debugging.
+MAX_STORED_BODY = 4096
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    id              TEXT NOT NULL,
+    source          TEXT NOT NULL,
+    type            TEXT NOT NULL,
+    broker          TEXT NOT NULL,
+    event           TEXT NOT NULL,       -- structured-mode JSON CloudEvent
+    received_at     REAL NOT NULL,
+    parent_delivery INTEGER              -- the delivery whose reply this event is
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_seq       INTEGER NOT NULL REFERENCES events(seq),
+    trigger         TEXT NOT NULL,
+    target          TEXT NOT NULL DEFAULT 'subscriber',   -- subscriber | deadletter
+    state           TEXT NOT NULL DEFAULT 'pending',
+    attempts        INTEGER NOT NULL DEFAULT 0,           -- attempts to the subscriber
+    dls_attempts    INTEGER NOT NULL DEFAULT 0,           -- attempts to the dead-letter sink
+    next_attempt_at REAL NOT NULL,
+    last_status     INTEGER,
+    last_error      TEXT,
+    last_body       BLOB,
+    error_dest      TEXT,      -- subscriber failure reported to the dead-letter sink
+    error_code      INTEGER,
+    error_body      BLOB,
+    updated_at      REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(state, next_attempt_at);
+CREATE INDEX IF NOT EXISTS events_id ON events(id);
+"""
+
+
+class State(StrEnum):
+    PENDING = "pending"
+    IN_FLIGHT = "in-flight"
+    DELIVERED = "delivered"
+    DEAD_LETTERED = "dead-lettered"
+    DEAD = "dead"
+
+
+class Target(StrEnum):
+    SUBSCRIBER = "subscriber"
+    DEAD_LETTER = "deadletter"
+
+
+class QueueClosed(RuntimeError):
+    """The queue was closed (broker stopping); the caller should give up quietly."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A claimed (in-flight) delivery and its event."""
+
+    id: int
+    event_seq: int
+    trigger: str
+    broker: str
+    target: Target
+    attempts: int
+    dls_attempts: int
+    record: Record
+    error_dest: str | None
+    error_code: int | None
+    error_body: bytes
+
+    @property
+    def event_id(self) -> str:
+        return str(self.record["id"])
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to store with the Triggers it must be delivered to."""
+
+    record: Record
+    broker: str
+    triggers: Sequence[str]
+
+
+class EventQueue:
+    """Thread-safe: one connection guarded by a lock (every operation is a short transaction)."""
+
+    def __init__(self, path: Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._closed = False
+        # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")  # a 202 must survive a power cut
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+        self.recovered = self._release_in_flight()
+
+    # -- transactions ---------------------------------------------------------------------------
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._closed:
+                raise QueueClosed("event queue is closed")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _release_in_flight(self) -> int:
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE deliveries SET state = ?, updated_at = ? WHERE state = ?",
+                (State.PENDING, time.time(), State.IN_FLIGHT),
+            )
+            return cur.rowcount
+
+    @staticmethod
+    def _insert(db: sqlite3.Connection, event: NewEvent, now: float, parent: int | None) -> int:
+        rec = event.record
+        cur = db.execute(
+            "INSERT INTO events (id, source, type, broker, event, received_at, parent_delivery)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (rec["id"], rec["source"], rec["type"], event.broker, json.dumps(rec), now, parent),
+        )
+        seq = int(cur.lastrowid or 0)
+        db.executemany(
+            "INSERT INTO deliveries (event_seq, trigger, next_attempt_at, updated_at) VALUES (?, ?, ?, ?)",
+            [(seq, trigger, now, now) for trigger in event.triggers],
+        )
+        return seq
+
+    # -- operations -------------------------------------------------------------------------------
+    def enqueue(self, event: NewEvent, *, now: float | None = None) -> int:
+        """Store an event and its pending deliveries atomically; returns the event's sequence number."""
+        now = time.time() if now is None else now
+        with self._tx() as db:
+            return self._insert(db, event, now, None)
+
+    def claim(self, now: float) -> Delivery | None:
+        """Mark the oldest due pending delivery in-flight and return it (None if nothing is due)."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT d.id, d.event_seq, d.trigger, e.broker, d.target, d.attempts, d.dls_attempts,"
+                " e.event, d.error_dest, d.error_code, d.error_body"
+                " FROM deliveries d JOIN events e ON e.seq = d.event_seq"
+                " WHERE d.state = ? AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at, d.id LIMIT 1",
+                (State.PENDING, now),
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE deliveries SET state = ?, updated_at = ? WHERE id = ?", (State.IN_FLIGHT, now, row[0]))
+        return Delivery(
+            id=row[0],
+            event_seq=row[1],
+            trigger=row[2],
+            broker=row[3],
+            target=Target(row[4]),
+            attempts=row[5],
+            dls_attempts=row[6],
+            record=json.loads(row[7]),
+            error_dest=row[8],
+            error_code=row[9],
+            error_body=bytes(row[10] or b""),
+        )
+
+    def next_due(self) -> float | None:
+        """Earliest next_attempt_at of the pending deliveries (None when none is pending)."""
+        with self._lock:
+            if self._closed:
+                raise QueueClosed("event queue is closed")
+            row = self._db.execute(
+                "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = ?", (State.PENDING,)
+            ).fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def settle(
+        self,
+        delivery: Delivery,
+        *,
+        state: State,
+        now: float,
+        status: int | None = None,
+        error: str | None = None,
+        body: bytes = b"",
+        next_at: float | None = None,
+        to_dead_letter: str | None = None,
+        reply: NewEvent | None = None,
+    ) -> int | None:
+        """Record the outcome of one attempt (counted on the delivery's current target).
+
+        ``to_dead_letter`` (the failing destination URL) switches the delivery to its dead-letter
+        sink, keeping this failure for the knativeerror* extensions. ``reply`` is stored in the
+        same transaction; its sequence number is returned.
+        """
+        counter = "attempts" if delivery.target is Target.SUBSCRIBER else "dls_attempts"
+        with self._tx() as db:
+            db.execute(
+                f"UPDATE deliveries SET state = ?, {counter} = {counter} + 1, next_attempt_at = ?,"
+                " last_status = ?, last_error = ?, last_body = ?, updated_at = ? WHERE id = ?",
+                (
+                    state,
+                    next_at if next_at is not None else now,
+                    status,
+                    error,
+                    body[:MAX_STORED_BODY],
+                    now,
+                    delivery.id,
+                ),
+            )
+            if to_dead_letter is not None:
+                db.execute(
+                    "UPDATE deliveries SET target = ?, error_dest = ?, error_code = ?, error_body = ? WHERE id = ?",
+                    (Target.DEAD_LETTER, to_dead_letter, status, body[:MAX_STORED_BODY], delivery.id),
+                )
+            return self._insert(db, reply, now, delivery.id) if reply is not None else None
+
+    # -- monitoring -------------------------------------------------------------------------------
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            if self._closed:
+                raise QueueClosed("event queue is closed")
+            counts = dict(self._db.execute("SELECT state, COUNT(*) FROM deliveries GROUP BY state").fetchall())
+            events = self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+        return {"events": int(events), **{state.value: int(counts.get(state.value, 0)) for state in State}}
+
+    def deliveries(self, event_id: str | None = None) -> list[dict[str, Any]]:
+        """Delivery rows (oldest first), optionally only those of one CloudEvent id."""
+        query = (
+            "SELECT d.id, e.id, e.type, e.broker, d.trigger, d.target, d.state, d.attempts, d.dls_attempts,"
+            " d.last_status, d.last_error, d.next_attempt_at"
+            " FROM deliveries d JOIN events e ON e.seq = d.event_seq"
+        )
+        args: tuple[Any, ...] = ()
+        if event_id is not None:
+            query += " WHERE e.id = ?"
+            args = (event_id,)
+        keys = (
+            "id",
+            "event_id",
+            "type",
+            "broker",
+            "trigger",
+            "target",
+            "state",
+            "attempts",
+            "dls_attempts",
+            "last_status",
+            "last_error",
+            "next_attempt_at",
+        )
+        with self._lock:
+            if self._closed:
+                raise QueueClosed("event queue is closed")
+            rows = self._db.execute(query + " ORDER BY d.id", args).fetchall()
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def close(self) -> None:
+        """Put unfinished in-flight deliveries back to pending and close the database."""
+        if self._closed:
+            return
+        self._release_in_flight()
+        with self._lock:
+            self._closed = True
+            self._db.close()

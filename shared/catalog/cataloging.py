@@ -1,0 +1,81 @@
+"""The catalog step: describe an ingested product from its own files and store it in the catalog."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from events import ProductCataloged, ProductIngested
+from shared.catalog.model import CatalogEntry
+from shared.catalog.store import CatalogStore, CatalogUnavailable
+from shared.products import ManifestError, ProductMetadata, extract_metadata, recognise
+from shared.runtime import Reject, RetryLater
+from shared.storage.objects import ObjectStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Cataloguer:
+    store: ObjectStore
+    catalog: CatalogStore
+
+    def on_product_ingested(self, event: ProductIngested) -> ProductCataloged:
+        product = recognise(event.product.name)
+        metadata = ProductMetadata(product.validity_start, product.validity_stop, None, {})
+        if event.manifest_key:
+            # Only the manifest is read, never the payload.
+            manifest = self.store.read(event.bucket, event.manifest_key)
+            if manifest is None:
+                raise RetryLater(f"manifest {event.bucket}/{event.manifest_key} not found (yet)")
+            try:
+                metadata = extract_metadata(product, manifest)
+            except ManifestError as exc:
+                raise Reject(f"cannot describe {product.name}: {exc}") from exc
+        now = datetime.now(UTC)
+        try:
+            existing = self.catalog.get(event.product.product_id)
+            entry = CatalogEntry(
+                id=event.product.product_id,
+                name=product.name,
+                mission=product.mission,
+                satellite=product.satellite,
+                product_type=product.product_type,
+                level=product.level,
+                family=product.family,
+                bucket=event.bucket,
+                key=event.key,
+                content_length=event.content_length,
+                checksum=event.checksum,
+                content_type=event.content_type,
+                validity_start=metadata.validity_start or product.validity_start,
+                validity_stop=metadata.validity_stop or product.validity_stop,
+                footprint=metadata.footprint,
+                attributes=metadata.attributes,
+                publication_time=now,
+                modification_time=now,
+                inbox_time=event.inbox_time,
+                ingestion_time=event.ingestion_time,
+            )
+            if existing is not None:
+                # A redelivery must leave the entry as it was; a real change keeps the publication time.
+                unchanged = replace(
+                    entry, publication_time=existing.publication_time, modification_time=existing.modification_time
+                )
+                entry = (
+                    unchanged if unchanged == existing else replace(entry, publication_time=existing.publication_time)
+                )
+            changed = self.catalog.upsert(entry)
+        except CatalogUnavailable as exc:
+            raise RetryLater(f"catalog unavailable: {exc}") from exc
+        log.info("%s %s", "cataloged" if changed else "already cataloged", product.name)
+        return ProductCataloged(
+            product=event.product,
+            bucket=entry.bucket,
+            key=entry.key,
+            content_length=entry.content_length,
+            validity_start=entry.validity_start,
+            validity_stop=entry.validity_stop,
+            publication_time=entry.publication_time,
+        )

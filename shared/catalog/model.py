@@ -1,0 +1,209 @@
+"""What the catalog stores about a product, and how a search is expressed.
+
+Plain frozen dataclasses: the store backends, the query languages (OData, STAC) and the
+functions all speak these, and none of them knows which database is behind the store.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+# Fixed for ever: changing it would give every product a new id (uuid5 of this namespace and the name).
+PRODUCT_NAMESPACE: uuid.UUID = uuid.UUID("70bda78e-98ec-561f-bf56-23b736bcebde")
+
+
+def product_id(name: str) -> str:
+    """Deterministic id of a product from its name, so a redelivered event upserts the same row."""
+    return str(uuid.uuid5(PRODUCT_NAMESPACE, name))
+
+
+AttributeValue = str | int | float | bool | datetime
+
+# PRIP attribute value types (OData.CSC.<Type>Attribute), by Python type. bool before int: bool is an int.
+_VALUE_TYPES: tuple[tuple[type, str], ...] = (
+    (bool, "Boolean"),
+    (int, "Integer"),
+    (float, "Double"),
+    (datetime, "DateTimeOffset"),
+    (str, "String"),
+)
+
+
+def attribute_value_type(value: AttributeValue) -> str:
+    """PRIP ValueType of an attribute value: "String", "Integer", "Double", "Boolean" or "DateTimeOffset"."""
+    for python_type, value_type in _VALUE_TYPES:
+        if isinstance(value, python_type):
+            return value_type
+    raise TypeError(f"unsupported attribute value {value!r} ({type(value).__name__})")
+
+
+def utc(value: datetime, what: str) -> datetime:
+    """``value`` converted to UTC; naive datetimes are refused because their instant is unknown."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware, got naive {value.isoformat()}")
+    return value.astimezone(UTC)
+
+
+def format_utc(value: datetime) -> str:
+    """Fixed-width ISO 8601 UTC with microseconds (``2023-08-23T12:31:39.000000Z``).
+
+    Fixed width makes text order equal time order; isoformat pads years to 4 digits (strftime does not).
+    """
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def parse_utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def _normalise_attribute(name: str, value: Any) -> AttributeValue:
+    value_type = attribute_value_type(value)
+    if value_type == "Double" and not math.isfinite(value):
+        # Neither JSON nor PostgreSQL jsonb can hold NaN/Infinity.
+        raise ValueError(f"attribute {name!r} is not a finite number: {value!r}")
+    if value_type == "DateTimeOffset":
+        return utc(value, f"attribute {name!r}")
+    return cast(AttributeValue, value)
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogEntry:
+    """One cataloged product. Datetimes are normalised to UTC on construction (naive ones are refused)."""
+
+    id: str
+    name: str
+    mission: str  # "S1" | "S2" | "S3"
+    satellite: str | None  # "A".."D"
+    product_type: str  # ESA code e.g. "IW_GRDH_1S"
+    level: str  # "L0", "L1", "L2", "AUX", ...
+    family: str  # reference family name e.g. "L1_SLICE"
+    bucket: str
+    key: str  # object key, or key prefix ending with "/" for a directory product (SAFE/SEN3)
+    content_length: int  # bytes
+    checksum: str | None  # MD5 hex
+    content_type: str
+    validity_start: datetime | None
+    validity_stop: datetime | None
+    footprint: dict[str, Any] | None  # GeoJSON geometry (RFC 7946), antimeridian-crossing ones split
+    attributes: Mapping[str, AttributeValue]  # typed PRIP attributes
+    publication_time: datetime
+    modification_time: datetime
+    inbox_time: datetime | None = None
+    ingestion_time: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if not self.id or not self.name:
+            raise ValueError("a catalog entry needs an id and a name")
+        if self.content_length < 0:
+            raise ValueError(f"content_length of {self.name} is negative: {self.content_length}")
+        for attr in (
+            "validity_start",
+            "validity_stop",
+            "publication_time",
+            "modification_time",
+            "inbox_time",
+            "ingestion_time",
+        ):
+            value = getattr(self, attr)
+            if value is not None:
+                object.__setattr__(self, attr, utc(value, f"{attr} of {self.name}"))
+        attributes = {name: _normalise_attribute(name, v) for name, v in self.attributes.items()}
+        object.__setattr__(self, "attributes", attributes)
+        if self.footprint is not None:
+            # Plain JSON types (lists, not tuples as shapely.mapping gives), so an entry read back
+            # from the store compares equal to the one written.
+            object.__setattr__(self, "footprint", json.loads(json.dumps(self.footprint, allow_nan=False)))
+
+
+@dataclass(frozen=True)
+class ProductQuery:
+    """A catalog search; every filter given must hold (AND). Empty ``names`` means no name filter.
+
+    ``start``/``stop``: the validity interval overlaps the closed interval [start, stop]; either
+    side may be open. A product without validity (or without the compared bound) does not match a
+    time filter. ``name_contains`` is a case-sensitive substring (OData ``contains``).
+    ``intersects``: GeoJSON geometry, in lon/lat degrees compared planar (as the footprints are
+    split at the antimeridian, so is the query geometry when it crosses it).
+    Results: newest publication first, then name, so paging is stable.
+    """
+
+    names: Sequence[str] = ()
+    name_contains: str | None = None
+    mission: str | None = None
+    product_type: str | None = None
+    family: str | None = None
+    start: datetime | None = None
+    stop: datetime | None = None
+    intersects: dict[str, Any] | None = None
+    limit: int = 100
+    offset: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.names, str):
+            # A lone string is a Sequence[str] of its characters: certainly not what was meant.
+            raise TypeError("ProductQuery.names must be a sequence of names, not a string")
+        if self.limit < 0 or self.offset < 0:
+            raise ValueError(f"limit and offset must not be negative (limit={self.limit}, offset={self.offset})")
+        if self.start is not None:
+            object.__setattr__(self, "start", utc(self.start, "query start"))
+        if self.stop is not None:
+            object.__setattr__(self, "stop", utc(self.stop, "query stop"))
+        if self.start is not None and self.stop is not None and self.start > self.stop:
+            raise ValueError(f"query start {self.start.isoformat()} is after stop {self.stop.isoformat()}")
+
+
+# --- Stored representation, shared by the backends -------------------------------------------------
+
+
+def canonical_json(value: Any) -> str:
+    """Compact JSON with sorted keys: equal values give equal text, so stores can compare rows as text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def attributes_to_json(attributes: Mapping[str, AttributeValue]) -> str:
+    """Attributes tagged with their PRIP value type: ``{"orbitNumber": {"type": "Integer", "value": 1}}``.
+
+    JSON alone loses types: datetimes become strings, and PostgreSQL jsonb prints the float 1e20
+    as ``100000000000000000000``, which reads back as an int. The tag restores the exact type.
+    """
+    encoded: dict[str, dict[str, Any]] = {}
+    for name, value in attributes.items():
+        value_type = attribute_value_type(value)
+        stored = format_utc(value) if isinstance(value, datetime) else value
+        encoded[name] = {"type": value_type, "value": stored}
+    return canonical_json(encoded)
+
+
+_DECODERS: dict[str, Any] = {
+    "String": str,
+    "Integer": int,
+    "Double": float,
+    "Boolean": bool,
+    "DateTimeOffset": parse_utc,
+}
+
+
+def attributes_from_json(encoded: str | Mapping[str, Any]) -> dict[str, AttributeValue]:
+    tagged = json.loads(encoded) if isinstance(encoded, str) else encoded
+    return {name: _DECODERS[item["type"]](item["value"]) for name, item in tagged.items()}
+
+
+def parse_geometry(geojson: Mapping[str, Any], what: str) -> Any:
+    """A shapely geometry from GeoJSON, or ValueError saying what is wrong with it."""
+    # Imported here: shapely costs import time and only spatial paths need it.
+    import shapely.geometry
+    from shapely.errors import GEOSException
+
+    try:
+        geometry = shapely.geometry.shape(geojson)
+    except (GEOSException, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise ValueError(f"{what} is not a valid GeoJSON geometry: {exc}") from exc
+    if geometry.is_empty:
+        raise ValueError(f"{what} is an empty geometry")
+    return geometry

@@ -1,0 +1,419 @@
+"""Catalog store on SQLite: the embedded default (a file) and the fast unit-test store (memory).
+
+Concurrency: WAL mode (readers never block the writer), a busy timeout for writers of other
+processes, and a small pool of connections each used by one thread at a time. ``:memory:`` is
+one database per connection, so it gets a pool of exactly one connection.
+
+Spatial search: an R*Tree over the bounding boxes of the footprint's polygon parts preselects
+candidates; shapely decides exactly. Datetimes are fixed-width UTC text (see the migration).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any, TypeVar
+
+from shared.catalog.migrations import COMPONENT, load_migrations
+from shared.catalog.model import (
+    CatalogEntry,
+    ProductQuery,
+    attributes_from_json,
+    attributes_to_json,
+    canonical_json,
+    format_utc,
+    parse_geometry,
+    parse_utc,
+)
+from shared.catalog.store import CatalogUnavailable, ConnectionPool
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+BUSY_TIMEOUT_SECONDS = 10.0
+MEMORY = ":memory:"
+
+# Columns compared to decide whether an upsert changes anything: all but the bookkeeping times.
+_CONTENT_COLUMNS = (
+    "id",
+    "name",
+    "mission",
+    "satellite",
+    "product_type",
+    "level",
+    "family",
+    "bucket",
+    "object_key",
+    "content_length",
+    "checksum",
+    "content_type",
+    "validity_start",
+    "validity_stop",
+    "footprint",
+    "attributes",
+    "inbox_time",
+    "ingestion_time",
+)
+_ALL_COLUMNS = (*_CONTENT_COLUMNS, "publication_time", "modification_time")
+_SELECT = "SELECT " + ", ".join(f"p.{c}" for c in _ALL_COLUMNS) + " FROM products p"
+_INSERT = f"INSERT INTO products ({', '.join(_ALL_COLUMNS)}) VALUES ({', '.join('?' for _ in _ALL_COLUMNS)})"
+# publication_time is deliberately absent: an existing entry keeps it.
+_UPDATE = (
+    "UPDATE products SET " + ", ".join(f"{c} = ?" for c in (*_CONTENT_COLUMNS, "modification_time")) + " WHERE pk = ?"
+)
+_ORDER = " ORDER BY p.publication_time DESC, p.name"
+# Candidates whose footprint has a part whose box meets the query box (R*Tree prefilter).
+_BOX_CANDIDATES = (
+    "SELECT fp.product_pk FROM footprint_index r JOIN footprint_parts fp ON fp.part = r.part"
+    " WHERE r.max_lon >= ? AND r.min_lon <= ? AND r.max_lat >= ? AND r.min_lat <= ?"
+)
+
+
+def sqlite_path(url: str) -> str:
+    """File path (or ``:memory:``) of a ``sqlite:///...`` URL; ``sqlite:////abs`` is absolute."""
+    prefix = "sqlite:///"
+    if not url.lower().startswith(prefix):
+        raise ValueError(
+            f"SQLite catalog URL must look like sqlite:///relative.db, sqlite:////absolute.db "
+            f"or sqlite:///:memory:, got {url!r}"
+        )
+    path = url[len(prefix) :]
+    if not path:
+        raise ValueError(f"SQLite catalog URL {url!r} names no database file")
+    return path
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else format_utc(value)
+
+
+def _row_values(entry: CatalogEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "name": entry.name,
+        "mission": entry.mission,
+        "satellite": entry.satellite,
+        "product_type": entry.product_type,
+        "level": entry.level,
+        "family": entry.family,
+        "bucket": entry.bucket,
+        "object_key": entry.key,
+        "content_length": entry.content_length,
+        "checksum": entry.checksum,
+        "content_type": entry.content_type,
+        "validity_start": _time(entry.validity_start),
+        "validity_stop": _time(entry.validity_stop),
+        "footprint": None if entry.footprint is None else canonical_json(entry.footprint),
+        "attributes": attributes_to_json(entry.attributes),
+        "inbox_time": _time(entry.inbox_time),
+        "ingestion_time": _time(entry.ingestion_time),
+        "publication_time": _time(entry.publication_time),
+        "modification_time": _time(entry.modification_time),
+    }
+
+
+def _entry(row: sqlite3.Row) -> CatalogEntry:
+    def time(column: str) -> datetime | None:
+        text = row[column]
+        return None if text is None else parse_utc(text)
+
+    publication_time, modification_time = time("publication_time"), time("modification_time")
+    assert publication_time is not None and modification_time is not None  # NOT NULL columns
+    return CatalogEntry(
+        id=row["id"],
+        name=row["name"],
+        mission=row["mission"],
+        satellite=row["satellite"],
+        product_type=row["product_type"],
+        level=row["level"],
+        family=row["family"],
+        bucket=row["bucket"],
+        key=row["object_key"],
+        content_length=row["content_length"],
+        checksum=row["checksum"],
+        content_type=row["content_type"],
+        validity_start=time("validity_start"),
+        validity_stop=time("validity_stop"),
+        footprint=None if row["footprint"] is None else json.loads(row["footprint"]),
+        attributes=attributes_from_json(row["attributes"]),
+        publication_time=publication_time,
+        modification_time=modification_time,
+        inbox_time=time("inbox_time"),
+        ingestion_time=time("ingestion_time"),
+    )
+
+
+def _part_boxes(geojson: dict[str, Any], what: str) -> list[tuple[float, float, float, float]]:
+    """(min_lon, max_lon, min_lat, max_lat) of every part of a (multi-part) geometry."""
+    import shapely
+
+    geometry = parse_geometry(geojson, what)
+    boxes = []
+    for part in shapely.get_parts(geometry):
+        min_lon, min_lat, max_lon, max_lat = part.bounds
+        boxes.append((min_lon, max_lon, min_lat, max_lat))
+    return boxes
+
+
+def _split_statements(script: str) -> Iterator[str]:
+    """The statements of a SQL script (executescript would COMMIT the migration's transaction)."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            yield statement
+            statement = ""
+    if statement.strip():
+        raise ValueError(f"incomplete SQL statement at the end of a migration: {statement.strip()[:80]!r}")
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    # Switching a new file to WAL needs an exclusive lock and SQLite answers SQLITE_BUSY at once,
+    # without its busy handler, when another process is switching too: retry until the timeout.
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+            continue
+        if mode.lower() != "wal":  # e.g. a file system without shared memory: works, less concurrently
+            log.warning("SQLite catalog could not use WAL mode, journal_mode is %s", mode)
+        return
+
+
+@contextmanager
+def _write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    # IMMEDIATE takes the write lock up front: the read-compare-write of an upsert (and a
+    # migration check) cannot interleave with another writer, in this or another process.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+class _ExactIntersects:
+    """The exact test after the R*Tree prefilter (planar, lon/lat degrees, like PostGIS geometry)."""
+
+    def __init__(self, geojson: dict[str, Any]) -> None:
+        import shapely
+
+        geometry = parse_geometry(geojson, "intersects geometry")
+        if not geometry.is_valid:
+            geometry = shapely.make_valid(geometry)
+        shapely.prepare(geometry)
+        self.geometry = geometry
+
+    def __call__(self, row: sqlite3.Row) -> bool:
+        import shapely
+
+        footprint = parse_geometry(json.loads(row["footprint"]), f"footprint of {row['name']}")
+        if not footprint.is_valid:
+            # A self-intersecting footprint (the reference's S3 L0 case) would make GEOS raise.
+            footprint = shapely.make_valid(footprint)
+        return bool(self.geometry.intersects(footprint))
+
+
+class SqliteCatalog:
+    """CatalogStore on a SQLite file (or memory)."""
+
+    def __init__(self, url: str) -> None:
+        self._path = sqlite_path(url)
+        memory = self._path == MEMORY
+        if not memory:
+            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+        self._pool: ConnectionPool[sqlite3.Connection] = ConnectionPool(
+            self._connect,
+            lambda conn: conn.close(),
+            max_size=1 if memory else 8,
+            max_idle=1 if memory else 4,
+            broken_errors=(),  # SQLite connections do not break; errors are per statement
+        )
+        try:
+            self._run(self._migrate)
+        except BaseException:
+            self._pool.close()
+            raise
+
+    # -- CatalogStore --------------------------------------------------------------------------
+
+    def upsert(self, entry: CatalogEntry) -> bool:
+        values = _row_values(entry)
+        boxes = _part_boxes(entry.footprint, f"footprint of {entry.name}") if entry.footprint is not None else []
+        content = tuple(values[c] for c in _CONTENT_COLUMNS)
+
+        def write(conn: sqlite3.Connection) -> bool:
+            with _write_transaction(conn):
+                existing = conn.execute(
+                    f"SELECT pk, {', '.join(_CONTENT_COLUMNS)} FROM products WHERE id = ?", (entry.id,)
+                ).fetchone()
+                if existing is not None and tuple(existing)[1:] == content:
+                    return False
+                try:
+                    if existing is None:
+                        pk = conn.execute(_INSERT, tuple(values[c] for c in _ALL_COLUMNS)).lastrowid
+                    else:
+                        pk = existing["pk"]
+                        conn.execute(_UPDATE, (*content, values["modification_time"], pk))
+                except sqlite3.IntegrityError as exc:
+                    raise ValueError(f"cannot catalog {entry.name} with id {entry.id}: {exc}") from exc
+                self._replace_footprint_parts(conn, pk, boxes)
+                return True
+
+        return self._run(write)
+
+    def get(self, product_id: str) -> CatalogEntry | None:
+        return self._first(_SELECT + " WHERE p.id = ?", (product_id,))
+
+    def get_by_name(self, name: str) -> CatalogEntry | None:
+        return self._first(_SELECT + " WHERE p.name = ?", (name,))
+
+    def search(self, query: ProductQuery) -> list[CatalogEntry]:
+        where, params = self._where(query)
+        exact = _ExactIntersects(query.intersects) if query.intersects is not None else None
+        if query.limit == 0:
+            return []
+
+        def read(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+            if exact is None:
+                sql = _SELECT + where + _ORDER + " LIMIT ? OFFSET ?"
+                return conn.execute(sql, (*params, query.limit, query.offset)).fetchall()
+            # Paging applies after the exact test, so candidates stream in result order until the page is full.
+            rows = conn.execute(_SELECT + where + _ORDER, params)
+            return list(islice(filter(exact, rows), query.offset, query.offset + query.limit))
+
+        return [_entry(row) for row in self._run(read)]
+
+    def count(self, query: ProductQuery) -> int:
+        where, params = self._where(query)
+        if query.intersects is None:
+            return int(self._run(lambda c: c.execute("SELECT count(*) FROM products p" + where, params).fetchone()[0]))
+        exact = _ExactIntersects(query.intersects)
+        sql = "SELECT p.name, p.footprint FROM products p" + where
+        return self._run(lambda conn: sum(1 for row in conn.execute(sql, params) if exact(row)))
+
+    def ping(self) -> None:
+        self._run(lambda conn: conn.execute("SELECT count(*) FROM schema_migrations").fetchone())
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: no implicit transactions, they are explicit (BEGIN IMMEDIATE).
+        # check_same_thread=False: the pool hands a connection to one thread at a time.
+        conn = sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False)
+        try:
+            conn.row_factory = sqlite3.Row
+            if self._path != MEMORY:
+                _enable_wal(conn)
+                conn.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; safe with WAL
+            conn.execute("PRAGMA foreign_keys = ON")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            with self._pool.connection() as (conn, _):
+                return operation(conn)
+        except sqlite3.IntegrityError:
+            raise  # a bug or a conflicting entry, not an unavailable store
+        except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+            # "database is locked" past the busy timeout, unreadable or missing file, disk full.
+            raise CatalogUnavailable(f"SQLite catalog {self._path}: {exc}") from exc
+
+    def _first(self, sql: str, params: tuple[Any, ...]) -> CatalogEntry | None:
+        row = self._run(lambda conn: conn.execute(sql, params).fetchone())
+        return None if row is None else _entry(row)
+
+    @staticmethod
+    def _where(query: ProductQuery) -> tuple[str, tuple[Any, ...]]:
+        """WHERE clause from fixed fragments; values only ever travel as parameters."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if query.names:
+            clauses.append("p.name IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(list(query.names)))
+        if query.name_contains is not None:
+            clauses.append("instr(p.name, ?) > 0")  # case-sensitive, no LIKE wildcards to escape
+            params.append(query.name_contains)
+        for column in ("mission", "product_type", "family"):
+            value = getattr(query, column)
+            if value is not None:
+                clauses.append(f"p.{column} = ?")
+                params.append(value)
+        if query.start is not None:
+            clauses.append("p.validity_stop >= ?")
+            params.append(format_utc(query.start))
+        if query.stop is not None:
+            clauses.append("p.validity_start <= ?")
+            params.append(format_utc(query.stop))
+        if query.intersects is not None:
+            boxes = _part_boxes(query.intersects, "intersects geometry")
+            # One fragment per part of the query geometry (its text depends on the part count only).
+            clauses.append("p.pk IN (" + " UNION ".join(_BOX_CANDIDATES for _ in boxes) + ")")
+            for box in boxes:
+                params.extend(box)
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
+
+    @staticmethod
+    def _replace_footprint_parts(
+        conn: sqlite3.Connection, pk: int | None, boxes: Iterable[tuple[float, float, float, float]]
+    ) -> None:
+        conn.execute(
+            "DELETE FROM footprint_index WHERE part IN (SELECT part FROM footprint_parts WHERE product_pk = ?)",
+            (pk,),
+        )
+        conn.execute("DELETE FROM footprint_parts WHERE product_pk = ?", (pk,))
+        for box in boxes:
+            part = conn.execute("INSERT INTO footprint_parts (product_pk) VALUES (?)", (pk,)).lastrowid
+            conn.execute(
+                "INSERT INTO footprint_index (part, min_lon, max_lon, min_lat, max_lat) VALUES (?, ?, ?, ?, ?)",
+                (part, *box),
+            )
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        migrations = load_migrations("sqlite")
+        if {m.version for m in migrations} <= SqliteCatalog._applied(conn):
+            return  # the common case, without taking the write lock
+        with _write_transaction(conn):
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (component TEXT NOT NULL, version INTEGER NOT NULL,"
+                " name TEXT NOT NULL, applied_at TEXT NOT NULL, PRIMARY KEY (component, version))"
+            )
+            applied = SqliteCatalog._applied(conn)  # again, under the lock: another process may have won
+            for migration in migrations:
+                if migration.version in applied:
+                    continue
+                log.info("applying catalog migration %04d_%s (sqlite)", migration.version, migration.name)
+                for statement in _split_statements(migration.sql):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations (component, version, name, applied_at) VALUES (?, ?, ?, ?)",
+                    (COMPONENT, migration.version, migration.name, format_utc(datetime.now(UTC))),
+                )
+
+    @staticmethod
+    def _applied(conn: sqlite3.Connection) -> set[int]:
+        try:
+            rows = conn.execute("SELECT version FROM schema_migrations WHERE component = ?", (COMPONENT,))
+            return {row[0] for row in rows}
+        except sqlite3.OperationalError:  # no such table yet
+            return set()

@@ -1,0 +1,1 @@
+"""Ingestion: from object-store notifications to verified products in their family buckets."""

@@ -1,0 +1,1 @@
+"""Operations: what keeps the system in order (dead letters, later lifecycle and replay)."""

@@ -1,0 +1,100 @@
+"""``refsys demo`` (and ``make run``): synthetic Sentinel products go from an upload into the inbox to an
+answer from the catalog's HTTP API, followed on screen."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import requests
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from shared.ingestion.upload import product_files, upload_product
+from shared.platform.embedded import EmbeddedPlatform, wait_until_interrupted
+from shared.products import write_product
+
+# One product of each kind the factory makes, across satellite units.
+DEMO_PRODUCTS: tuple[tuple[str, str], ...] = (
+    ("IW_GRDH_1S", "A"),
+    ("IW_SLC__1S", "B"),
+    ("IW_RAW__0S", "C"),
+    ("OL_1_EFR___", "A"),
+    ("S2MSI1C", "B"),
+)
+
+
+def run_demo(data_dir: Path, *, exit_when_done: bool, timeout: float = 120.0, console: Console | None = None) -> int:
+    console = console or Console()
+    platform = EmbeddedPlatform(data_dir)
+    with console.status("starting SeaweedFS, the broker and the functions..."):
+        endpoints = platform.start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="refsys-demo-") as workdir:
+            start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+            products = [
+                write_product(Path(workdir), product_type, start + timedelta(minutes=i), satellite=unit, seed=i)
+                for i, (product_type, unit) in enumerate(DEMO_PRODUCTS)
+            ]
+            cataloged = _upload_and_follow(platform, products, str(endpoints["catalog"]), timeout, console)
+        _summary(console, endpoints, cataloged, [p.name for p in products], data_dir)
+        if exit_when_done:
+            return 0 if len(cataloged) == len(products) else 1
+        console.print("[bold]Platform running.[/] Ctrl-C stops it.")
+        wait_until_interrupted()
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        with console.status("stopping..."):
+            platform.stop()
+
+
+def _upload_and_follow(
+    platform: EmbeddedPlatform, products: list[Path], catalog_url: str, timeout: float, console: Console
+) -> dict[str, dict[str, object]]:
+    store = platform.object_store()
+    inbox = platform.settings.inbox_bucket
+    total_bytes = sum(f.stat().st_size for p in products for f, _ in product_files(p))
+    cataloged: dict[str, dict[str, object]] = {}
+    columns = (TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        uploading = progress.add_task("uploaded", total=total_bytes)
+        following = progress.add_task("cataloged", total=len(products))
+        for product in products:
+            upload_product(store, inbox, product, on_bytes=lambda n: progress.advance(uploading, n))
+        deadline = time.monotonic() + timeout
+        while len(cataloged) < len(products) and time.monotonic() < deadline:
+            for product in products:
+                if product.name not in cataloged:
+                    answer = requests.get(catalog_url, params={"name": product.name}, timeout=5).json()
+                    if answer["products"]:
+                        cataloged[product.name] = answer["products"][0]
+            progress.update(following, completed=len(cataloged))
+            time.sleep(0.2)
+    return cataloged
+
+
+def _summary(
+    console: Console, endpoints: dict[str, object], cataloged: dict[str, dict[str, object]], names: list[str],
+    data_dir: Path,
+) -> None:  # fmt: skip
+    table = Table(title=f"{len(cataloged)} of {len(names)} products cataloged")
+    for column in ("product", "type", "family bucket", "validity start"):
+        table.add_column(column)
+    for name in names:
+        entry = cataloged.get(name)
+        if entry is None:
+            table.add_row(name, "[red]not cataloged[/]", "", "")
+        else:
+            table.add_row(name, str(entry["productType"]), str(entry["bucket"]), str(entry["validityStart"]))
+    console.print(table)
+    catalog = endpoints["catalog"]
+    console.print(f"Catalog query:   curl '{catalog}?mission=S1'")
+    console.print(f"One product:     curl '{catalog}?name={names[0]}'")
+    console.print(f"S3 endpoint:     {endpoints['s3']}   (keys in {data_dir / 's3-credentials.json'})")
+    console.print(f"Broker ingress:  {endpoints['broker']}")
+    console.print(f"Logs:            {data_dir / 'logs'}")

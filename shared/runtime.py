@@ -1,0 +1,94 @@
+"""How every function meets Knative: one adapter from HTTP to a typed handler and back.
+
+The convention (see README "Function runtime"):
+
+- A handler takes the typed payload of one event and returns the next event's payload, or None.
+  Returned payload -> **200 with that CloudEvent** (binary mode): the Knative reply, which the
+  broker publishes back and routes by the Triggers. None -> **202, empty body**: done, nothing follows.
+- A step that produces several events, or events from non-event input (the notification adapter),
+  posts them to the sink Knative injects as ``K_SINK`` and answers 202 only after the sink accepted.
+- ``RetryLater`` -> 503: the broker retries with the Trigger's backoff, then dead-letters.
+  ``Reject`` or a payload that does not fit its model -> 422: dead-lettered at once (poison).
+  An envelope that is not a CloudEvent -> 400. Never 200 with a plain body: brokers count that as a failure.
+- A bad *product* is not a delivery failure: the handler quarantines it and replies with a rejection event.
+- Settings come from the environment through ``shared.settings``; nothing deeper reads it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import flask
+
+from events import EventData, InvalidEvent, InvalidPayload, make_event, parse_data, parse_http, to_http
+from events.naming import REPLAY, function_source
+
+log = logging.getLogger(__name__)
+
+
+class RetryLater(Exception):
+    """A transient failure (a store down, a product still arriving): deliver again later."""
+
+
+class Reject(Exception):
+    """This event can never be processed by this function: dead-letter it now."""
+
+
+def error_response(status: int, code: str, message: str) -> flask.Response:
+    """Errors are JSON with a message that says what was wrong (the body reaches knativeerrordata)."""
+    response = flask.jsonify({"error": {"code": code, "message": message}})
+    response.status_code = status
+    return response
+
+
+def event_endpoint(
+    function: str,
+    handler: Callable[[Any], EventData | None],
+    accepts: tuple[type[EventData], ...],
+) -> Callable[[flask.Request], flask.Response]:
+    """Turn ``handler(payload) -> reply | None`` into a Knative-correct HTTP view."""
+    accepted = {model.TYPE for model in accepts}
+
+    def view(request: flask.Request) -> flask.Response:
+        if request.method == "GET" and request.path.rstrip("/") == "/healthz":
+            return flask.jsonify({"status": "ok"})
+        if request.method != "POST":
+            return error_response(405, "MethodNotAllowed", f"POST a CloudEvent to this function, not {request.method}")
+        try:
+            event = parse_http(request.headers, request.get_data())
+        except InvalidEvent as exc:
+            return error_response(400, "InvalidEvent", str(exc))
+        context = {"event_id": event["id"], "event_type": event["type"], "function": function}
+        if event["type"] not in accepted:
+            message = f"{function} accepts {', '.join(sorted(accepted))}; got {event['type']}"
+            log.warning(message, extra=context)
+            return error_response(422, "UnexpectedEventType", message)
+        try:
+            reply = handler(parse_data(event))
+        except InvalidPayload as exc:
+            log.warning("rejected payload: %s", exc, extra=context)
+            return error_response(422, "InvalidPayload", str(exc))
+        except Reject as exc:
+            log.warning("rejected: %s", exc, extra=context)
+            return error_response(422, "Rejected", str(exc))
+        except RetryLater as exc:
+            log.info("retry later: %s", exc, extra=context)
+            response = error_response(503, "RetryLater", str(exc))
+            response.headers["Retry-After"] = "1"
+            return response
+        except Exception as exc:  # an unexpected failure is retried, and logged with its trace
+            log.exception("handler failed", extra=context)
+            return error_response(500, "InternalError", f"{type(exc).__name__}: {exc}")
+        if reply is None:
+            log.info("done, no reply", extra=context)
+            return flask.Response(status=202)
+        # A replayed event's consequences are replays too.
+        extensions = {REPLAY: event[REPLAY]} if event.get(REPLAY) else None
+        reply_event = make_event(reply, source=function_source(function), extensions=extensions)
+        log.info("reply %s", reply.TYPE, extra={**context, "reply_id": reply_event["id"]})
+        headers, body = to_http(reply_event)
+        return flask.Response(body, status=200, headers=headers)
+
+    return view

@@ -1,0 +1,35 @@
+"""The one settings object of every function and command, read from the environment (``REFSYS_*``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REFSYS_", extra="ignore")
+
+    # Object storage (any S3 API).
+    s3_endpoint_url: str | None = Field(None, description="None means AWS itself")
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_region: str = "us-east-1"
+    inbox_bucket: str = "rs-inbox"
+    quarantine_bucket: str = "rs-quarantine"
+    deadletter_bucket: str = "rs-deadletter"
+    bucket_prefix: str = Field("rs-", description="Family buckets are <prefix><mission>-<family>")
+
+    # Catalog database: sqlite:///path.db or postgresql://...
+    catalog_url: str = "sqlite:///.refsys/catalog.db"
+
+    # Where a function posts events it produces besides its reply; Knative injects K_SINK.
+    sink: str | None = Field(None, validation_alias=AliasChoices("K_SINK", "REFSYS_SINK"))
+
+    log_level: str = "INFO"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

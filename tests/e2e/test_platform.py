@@ -1,0 +1,177 @@
+"""The embedded platform end to end: real SeaweedFS, broker, functions-framework servers and catalog."""
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import requests
+
+from events import ObjectCreated, ProductIngested, make_event, to_http
+from shared.ingestion.inbox import identity
+from shared.ingestion.upload import upload_product
+from shared.platform.embedded import EmbeddedPlatform
+from shared.products import recognise, write_product
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("platform")]
+START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout: float = 60.0) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPlatform]:
+    running = EmbeddedPlatform(tmp_path_factory.mktemp("platform"))
+    running.start()
+    yield running
+    running.stop(storage_timeout=3.0)  # the data is thrown away: no need to wait for SeaweedFS's drain
+
+
+def query(platform: EmbeddedPlatform, **params: str) -> dict:
+    response = requests.get(str(platform.endpoints()["catalog"]), params=params, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def settled(platform: EmbeddedPlatform) -> bool:
+    """Nothing waiting or in flight on the broker."""
+    stats = platform.broker.stats()
+    return stats.get("pending", 0) == 0 and stats.get("in-flight", 0) == 0
+
+
+def upload(platform: EmbeddedPlatform, directory: Path, product_type: str, seed: int) -> Path:
+    product = write_product(directory, product_type, START, seed=seed)
+    upload_product(platform.object_store(), platform.settings.inbox_bucket, product)
+    return product
+
+
+def test_endpoints_file_lists_every_endpoint(platform: EmbeddedPlatform) -> None:
+    endpoints = json.loads((platform.data_dir / "endpoints.json").read_text())
+    assert {"s3", "broker", "catalog", "functions"} <= endpoints.keys()
+    assert set(endpoints["functions"]) == {"notify", "ingest", "catalog", "deadletter"}
+
+
+def test_an_upload_is_answered_by_a_catalog_query(platform: EmbeddedPlatform, tmp_path: Path) -> None:
+    product = upload(platform, tmp_path, "IW_GRDH_1S", seed=1)
+    answer = wait_for(lambda: query(platform, name=product.name)["products"], "the product in the catalog")
+    (entry,) = answer  # type: ignore[misc]
+    assert entry["productType"] == "IW_GRDH_1S"
+    assert entry["bucket"] == "rs-s1-l1-slices"
+    assert entry["footprint"]["type"] in ("Polygon", "MultiPolygon")
+    assert platform.object_store().list(platform.settings.inbox_bucket, product.name) == []
+
+
+def test_the_same_notification_twice_leaves_one_catalog_entry(platform: EmbeddedPlatform, tmp_path: Path) -> None:
+    product = upload(platform, tmp_path, "OL_1_EFR___", seed=2)
+    wait_for(lambda: query(platform, name=product.name)["products"], "the product in the catalog")
+    manifest_key = f"{product.name}/xfdumanifest.xml"
+    size = (product / "xfdumanifest.xml").stat().st_size
+    record = {
+        "eventName": "ObjectCreated:Put",
+        "eventSource": "aws:s3",
+        "eventTime": START.isoformat(),
+        "s3": {"bucket": {"name": "rs-inbox"}, "object": {"key": manifest_key, "size": size, "eTag": "x"}},
+    }
+    notify = platform.endpoints()["functions"]["notify"]  # type: ignore[index]
+    for _ in range(2):
+        assert requests.post(notify, json={"Records": [record]}, timeout=10).status_code == 202
+    wait_for(lambda: settled(platform), "the broker to settle")
+    assert query(platform, name=product.name)["count"] == 1
+
+
+def test_a_product_event_delivered_twice_to_the_broker_is_cataloged_once(
+    platform: EmbeddedPlatform, tmp_path: Path
+) -> None:
+    product = upload(platform, tmp_path, "IW_SLC__1S", seed=3)
+    wait_for(lambda: query(platform, name=product.name)["products"], "the product in the catalog")
+    before = query(platform, name=product.name)["products"][0]
+    # Announce the product again, twice, as a redelivery would: the catalog must change nothing.
+    name = recognise(product.name)
+    again = ProductIngested(
+        product=identity(name),
+        bucket=before["bucket"],
+        key=before["key"],
+        content_length=before["contentLength"],
+        checksum=before["checksum"],
+        content_type=before["contentType"],
+        manifest_key=before["key"] + name.manifest_name,
+        inbox_time=before["inboxTime"],
+        ingestion_time=before["ingestionTime"],
+    )
+    headers, body = to_http(make_event(again, source="/refsys/functions/ingest"))
+    for _ in range(2):
+        assert requests.post(platform.broker.ingress_url, data=body, headers=headers, timeout=10).status_code == 202
+    wait_for(lambda: settled(platform), "the broker to settle")
+    after = query(platform, name=product.name)
+    assert after["count"] == 1
+    assert after["products"][0] == before
+
+
+def test_an_unrecognised_upload_is_quarantined(platform: EmbeddedPlatform) -> None:
+    store = platform.object_store()
+    store.put(platform.settings.inbox_bucket, "notes/readme.txt", b"not a product")
+    wait_for(
+        lambda: store.read(platform.settings.quarantine_bucket, "notes/readme.txt.reason.json"),
+        "the reason document in quarantine",
+    )
+    assert store.read(platform.settings.quarantine_bucket, "notes/readme.txt") == b"not a product"
+
+
+def test_a_poison_event_reaches_the_dead_letter_store(platform: EmbeddedPlatform) -> None:
+    event = make_event(
+        ObjectCreated(store="aws", bucket="rs-inbox", key="x", size=1, event_time=START), source="/refsys/test"
+    )
+    event.data = {"bucket": "rs-inbox"}  # not an ObjectCreated: ingest answers 422
+    headers, body = to_http(event)
+    assert requests.post(platform.broker.ingress_url, data=body, headers=headers, timeout=10).status_code == 202
+    output = wait_for(lambda: _deadletters(platform), "the dead letter")
+    letter = next(json.loads(line) for line in str(output).splitlines() if json.loads(line)["id"] == event["id"])
+    assert letter["errorCode"] == "422"
+    assert "key" in letter["error"]
+
+
+def _deadletters(platform: EmbeddedPlatform) -> str:
+    run = [sys.executable, "-m", "shared.cli", "deadletter", "list", "--data-dir", str(platform.data_dir)]
+    return subprocess.run(run, capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        ({"Content-Type": "application/json"}, b'{"hello": "world"}'),
+        ({"Content-Type": "application/cloudevents+json"}, b"{broken"),
+        ({"ce-specversion": "1.0", "ce-type": "t", "ce-source": "/s"}, b"{}"),
+    ],
+)
+def test_malformed_input_to_any_endpoint_is_a_4xx_with_a_message(platform: EmbeddedPlatform, headers, body) -> None:
+    endpoints = platform.endpoints()
+    urls = [endpoints["broker"], *endpoints["functions"].values()]  # type: ignore[union-attr]
+    for url in urls:
+        target = url + "/events" if url == endpoints["functions"]["catalog"] else url  # type: ignore[index]
+        response = requests.post(target, data=body, headers=headers, timeout=10)
+        assert 400 <= response.status_code < 500, (url, response.status_code, response.text)
+        assert response.text.strip(), url
+
+
+def test_bad_catalog_queries_say_what_is_wrong(platform: EmbeddedPlatform) -> None:
+    catalog = str(platform.endpoints()["catalog"])
+    for params, says in [
+        ({"limit": "many"}, "limit"),
+        ({"start": "yesterday"}, "start"),
+        ({"colour": "red"}, "colour"),
+    ]:
+        response = requests.get(catalog, params=params, timeout=10)
+        assert response.status_code == 400
+        assert says in response.json()["error"]["message"]

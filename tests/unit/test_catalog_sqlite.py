@@ -1,0 +1,206 @@
+"""The catalog model and the SQLite backend, without servers (the shared suite is in tests/integration)."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import threading
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.catalog import (
+    PRODUCT_NAMESPACE,
+    CatalogEntry,
+    CatalogUnavailable,
+    ProductQuery,
+    attribute_value_type,
+    open_catalog,
+    product_id,
+)
+from shared.catalog.sqlite import SqliteCatalog
+
+T0 = datetime(2023, 8, 23, 12, 0, tzinfo=UTC)
+
+
+def make_entry(name: str, **changes: Any) -> CatalogEntry:
+    fields: dict[str, Any] = {
+        "id": product_id(name),
+        "name": name,
+        "mission": "S2",
+        "satellite": "B",
+        "product_type": "MSI_L1C_TL",
+        "level": "L1",
+        "family": "S2_L1C_TL",
+        "bucket": "rs-s2-l1c-tl",
+        "key": f"{name}/",
+        "content_length": 10,
+        "checksum": None,
+        "content_type": "application/octet-stream",
+        "validity_start": T0,
+        "validity_stop": T0 + timedelta(seconds=5),
+        "footprint": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]},
+        "attributes": {"cloudCover": 3.5, "tileId": "31TCJ"},
+        "publication_time": T0,
+        "modification_time": T0,
+    }
+    fields.update(changes)
+    return CatalogEntry(**fields)
+
+
+# -- model -------------------------------------------------------------------------------------
+
+
+def test_product_id_is_a_uuid5_of_the_name_in_the_fixed_namespace() -> None:
+    name = "S2B_MSIL1C_20230823T103629_N0509_R008_T31TCJ_20230823T124038.SAFE"
+    assert product_id(name) == str(uuid.uuid5(PRODUCT_NAMESPACE, name)) == product_id(name)
+    # Pinned: a changed namespace would silently give every cataloged product a new id.
+    assert product_id(name) == "ad7a9b19-9f41-55a4-96c1-2df83f03d2e1"
+    assert product_id(name) != product_id(name + "x")
+
+
+def test_entry_refuses_naive_datetimes() -> None:
+    with pytest.raises(ValueError, match="validity_start"):
+        make_entry("P", validity_start=datetime(2023, 1, 1))
+    with pytest.raises(ValueError, match="beginningDateTime"):
+        make_entry("P", attributes={"beginningDateTime": datetime(2023, 1, 1)})
+
+
+def test_entry_refuses_attributes_a_store_cannot_keep() -> None:
+    with pytest.raises(ValueError, match="finite"):
+        make_entry("P", attributes={"cloudCover": math.nan})
+    with pytest.raises(TypeError):
+        make_entry("P", attributes={"list": [1, 2]})
+
+
+def test_entry_normalises_footprint_tuples_to_lists() -> None:
+    entry = make_entry("P", footprint={"type": "Point", "coordinates": (1.0, 2.0)})
+    assert entry.footprint == {"type": "Point", "coordinates": [1.0, 2.0]}
+
+
+@pytest.mark.parametrize(
+    ("value", "value_type"),
+    [(True, "Boolean"), (1, "Integer"), (1.0, "Double"), ("x", "String"), (T0, "DateTimeOffset")],
+)
+def test_attribute_value_types_are_the_prip_ones(value: Any, value_type: str) -> None:
+    assert attribute_value_type(value) == value_type
+
+
+def test_query_refuses_inverted_range_negative_paging_and_a_lone_name() -> None:
+    with pytest.raises(ValueError, match="after"):
+        ProductQuery(start=T0, stop=T0 - timedelta(seconds=1))
+    with pytest.raises(ValueError, match="negative"):
+        ProductQuery(offset=-1)
+    with pytest.raises(TypeError, match="sequence"):
+        ProductQuery(names="S1A_X")
+
+
+# -- URLs --------------------------------------------------------------------------------------
+
+
+def test_relative_sqlite_url_is_relative_to_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = open_catalog("sqlite:///data/catalog.db")
+    store.close()
+    assert (tmp_path / "data" / "catalog.db").is_file()
+
+
+def test_absolute_sqlite_url(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'abs.db'}"
+    assert url.startswith("sqlite:////")
+    open_catalog(url).close()
+    assert (tmp_path / "abs.db").is_file()
+
+
+@pytest.mark.parametrize("url", ["mysql://host/db", "catalog.db", "sqlite:///", "sqlite://host/x.db"])
+def test_unusable_urls_are_value_errors(url: str) -> None:
+    with pytest.raises(ValueError, match="URL"):
+        open_catalog(url)
+
+
+# -- in-memory store ---------------------------------------------------------------------------
+
+
+def test_memory_store_round_trip_and_idempotent_upsert() -> None:
+    store = open_catalog("sqlite:///:memory:")
+    entry = make_entry("P")
+    assert store.upsert(entry) is True
+    assert store.upsert(entry) is False
+    assert store.get(entry.id) == entry
+    assert store.search(ProductQuery(intersects={"type": "Point", "coordinates": [0.5, 0.25]})) == [entry]
+    store.close()
+
+
+def test_memory_store_is_shared_by_threads() -> None:
+    store = open_catalog("sqlite:///:memory:")
+    threads = [threading.Thread(target=store.upsert, args=(make_entry(f"P{i}"),)) for i in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert store.count(ProductQuery()) == 10
+    store.close()
+    with pytest.raises(CatalogUnavailable):
+        store.count(ProductQuery())
+
+
+# -- file store --------------------------------------------------------------------------------
+
+
+def test_file_store_uses_wal_and_records_its_migrations(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.db"
+    open_catalog(f"sqlite:///{path}").close()
+    open_catalog(f"sqlite:///{path}").close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        rows = conn.execute("SELECT component, version FROM schema_migrations").fetchall()
+    assert rows == [("catalog", 1)]
+
+
+def test_antimeridian_parts_get_one_small_box_each(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.db"
+    store = open_catalog(f"sqlite:///{path}")
+    split = {
+        "type": "MultiPolygon",
+        "coordinates": [
+            [[[179, 10], [180, 10], [180, 20], [179, 20], [179, 10]]],
+            [[[-180, 10], [-179, 10], [-179, 20], [-180, 20], [-180, 10]]],
+        ],
+    }
+    store.upsert(make_entry("DATELINE", footprint=split))
+    store.close()
+    with sqlite3.connect(path) as conn:
+        widths = [row[0] for row in conn.execute("SELECT max_lon - min_lon FROM footprint_index")]
+    assert len(widths) == 2 and all(w < 1.01 for w in widths)
+
+
+def test_unreadable_file_makes_the_store_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "not-a-database.db"
+    path.write_bytes(b"this is not SQLite" * 100)
+    with pytest.raises(CatalogUnavailable):
+        SqliteCatalog(f"sqlite:///{path}")
+
+
+def _open_and_upsert(args: tuple[str, int]) -> bool:
+    url, number = args
+    store = open_catalog(url)
+    try:
+        return store.upsert(make_entry(f"P{number % 3}"))
+    finally:
+        store.close()
+
+
+def test_processes_opening_one_file_concurrently_migrate_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    with ProcessPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(_open_and_upsert, [(url, n) for n in range(12)]))
+    assert results.count(True) == 3  # three distinct entries, each inserted once
+    store = open_catalog(url)
+    assert store.count(ProductQuery()) == 3
+    store.close()

@@ -1,0 +1,139 @@
+"""The ingest step against an S3 API (moto): verify, move, quarantine, resume, and never duplicate."""
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from moto import mock_aws
+
+from events import ObjectCreated, ProductIngested, ProductRejected, RejectionReason
+from shared.ingestion.inbox import Inbox
+from shared.ingestion.upload import upload_product
+from shared.products import bucket_for, recognise, write_product
+from shared.runtime import Reject
+from shared.settings import Settings
+from shared.storage.objects import ObjectStore
+
+START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def inbox():
+    with mock_aws():
+        settings = Settings(s3_access_key="testing", s3_secret_key="testing")
+        store = ObjectStore(settings)
+        store.ensure_bucket(settings.inbox_bucket)
+        yield Inbox(store, settings)
+
+
+@pytest.fixture
+def product(tmp_path: Path) -> Path:
+    return write_product(tmp_path, "IW_GRDH_1S", START, payload_size=2048)
+
+
+def notification(inbox: Inbox, key: str) -> ObjectCreated:
+    head = inbox.store.head(inbox.settings.inbox_bucket, key)
+    assert head is not None
+    return ObjectCreated(
+        store="aws", bucket=inbox.settings.inbox_bucket, key=key, size=head.size, etag=head.etag, event_time=START
+    )
+
+
+def deliver_all(inbox: Inbox, product: Path) -> tuple[list[ObjectCreated], list[object]]:
+    keys = upload_product(inbox.store, inbox.settings.inbox_bucket, product)
+    events = [notification(inbox, key) for key in keys]
+    return events, [inbox.on_object_created(event) for event in events]
+
+
+def family_bucket(product: Path) -> str:
+    return bucket_for(recognise(product.name).family)
+
+
+def test_a_complete_product_is_moved_and_announced_once(inbox: Inbox, product: Path) -> None:
+    _, replies = deliver_all(inbox, product)
+    ingested = [r for r in replies if r is not None]
+    assert len(ingested) == 1
+    (event,) = ingested
+    assert isinstance(event, ProductIngested)
+    assert event.product.name == product.name
+    assert event.bucket == family_bucket(product)
+    assert inbox.store.list(inbox.settings.inbox_bucket) == []
+    moved = {o.key for o in inbox.store.list(event.bucket)}
+    assert moved == {f"{product.name}/{p.relative_to(product).as_posix()}" for p in product.rglob("*") if p.is_file()}
+    assert event.content_length == sum(p.stat().st_size for p in product.rglob("*") if p.is_file())
+
+
+def test_a_redelivered_notification_announces_the_same_event_and_others_stay_quiet(inbox: Inbox, product: Path) -> None:
+    events, replies = deliver_all(inbox, product)
+    completing = next(e for e, r in zip(events, replies, strict=True) if r is not None)
+    first = next(r for r in replies if r is not None)
+    again = inbox.on_object_created(completing)
+    assert isinstance(again, ProductIngested) and isinstance(first, ProductIngested)
+    assert again.event_id() == first.event_id()
+    assert all(inbox.on_object_created(e) is None for e in events if e is not completing)
+
+
+def test_without_its_manifest_a_product_waits(inbox: Inbox, product: Path) -> None:
+    (product / "manifest.safe").unlink()
+    _, replies = deliver_all(inbox, product)
+    assert replies and all(r is None for r in replies)
+    assert len(inbox.store.list(inbox.settings.inbox_bucket)) == len(replies)
+
+
+def test_a_missing_member_keeps_the_product_waiting(inbox: Inbox, product: Path) -> None:
+    member = next(p for p in sorted(product.rglob("*")) if p.is_file() and p.name != "manifest.safe")
+    member.unlink()
+    _, replies = deliver_all(inbox, product)
+    assert all(r is None for r in replies)
+
+
+def test_a_member_that_differs_from_the_manifest_is_quarantined_with_its_name(inbox: Inbox, product: Path) -> None:
+    member = next(p for p in sorted(product.rglob("*")) if p.is_file() and p.name != "manifest.safe")
+    data = bytearray(member.read_bytes())
+    data[0] ^= 0xFF  # same size, other content
+    member.write_bytes(bytes(data))
+    _, replies = deliver_all(inbox, product)
+    rejected = [r for r in replies if r is not None]
+    assert len(rejected) == 1 and isinstance(rejected[0], ProductRejected)
+    assert rejected[0].reason is RejectionReason.CHECKSUM_MISMATCH
+    assert member.name in rejected[0].detail
+    assert inbox.store.list(inbox.settings.inbox_bucket) == []
+    reason = json.loads(inbox.store.read(inbox.settings.quarantine_bucket, rejected[0].quarantine_key) or b"")
+    assert reason["reason"] == "checksum-mismatch"
+    assert any(o.key.endswith(member.name) for o in inbox.store.list(inbox.settings.quarantine_bucket))
+
+
+def test_a_corrupt_manifest_is_quarantined(inbox: Inbox, product: Path) -> None:
+    (product / "manifest.safe").write_text("<xfdu:XFDU><unclosed>")
+    _, replies = deliver_all(inbox, product)
+    (rejected,) = [r for r in replies if r is not None]
+    assert isinstance(rejected, ProductRejected) and rejected.reason is RejectionReason.CORRUPT_MANIFEST
+
+
+def test_an_unrecognised_object_is_quarantined_never_deleted(inbox: Inbox) -> None:
+    inbox.store.put(inbox.settings.inbox_bucket, "holiday-photo.jpg", b"jpeg")
+    reply = inbox.on_object_created(notification(inbox, "holiday-photo.jpg"))
+    assert isinstance(reply, ProductRejected) and reply.reason is RejectionReason.UNRECOGNISED
+    assert inbox.store.read(inbox.settings.quarantine_bucket, "holiday-photo.jpg") == b"jpeg"
+
+
+def test_a_move_interrupted_by_a_crash_is_resumed(inbox: Inbox, product: Path) -> None:
+    keys = upload_product(inbox.store, inbox.settings.inbox_bucket, product)
+    events = [notification(inbox, key) for key in keys]
+    target = family_bucket(product)
+    inbox.store.ensure_bucket(target)
+    # The crash happened after two members had been moved; the manifest moves last, so it is still here.
+    for key in [k for k in keys if not k.endswith("manifest.safe")][:2]:
+        inbox.store.copy(inbox.settings.inbox_bucket, key, target, key)
+        inbox.store.delete(inbox.settings.inbox_bucket, key)
+    replies = [inbox.on_object_created(e) for e in events]
+    assert sum(isinstance(r, ProductIngested) for r in replies) == 1
+    assert inbox.store.list(inbox.settings.inbox_bucket) == []
+    assert len(inbox.store.list(target)) == len(keys)
+
+
+def test_an_event_for_another_bucket_is_refused(inbox: Inbox) -> None:
+    event = ObjectCreated(store="aws", bucket="elsewhere", key="x", size=1, event_time=START)
+    with pytest.raises(Reject, match="inbox"):
+        inbox.on_object_created(event)

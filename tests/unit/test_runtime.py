@@ -1,0 +1,118 @@
+"""The function convention: status codes and replies as Knative understands them."""
+
+from datetime import UTC, datetime
+
+import flask
+import pytest
+
+from events import ObjectCreated, ProductRejected, RejectionReason, make_event, parse_data, parse_http, to_http
+from shared.runtime import Reject, RetryLater, event_endpoint
+
+NOW = datetime(2024, 5, 1, tzinfo=UTC)
+CREATED = ObjectCreated(store="aws", bucket="rs-inbox", key="x", size=1, event_time=NOW)
+REJECTED = ProductRejected(
+    name="x",
+    reason=RejectionReason.UNRECOGNISED,
+    detail="not a product",
+    quarantine_bucket="q",
+    quarantine_key="x.reason.json",
+    rejected_time=NOW,
+)
+
+
+def client_for(handler):
+    app = flask.Flask(__name__)
+    view = event_endpoint("test", handler, accepts=(ObjectCreated,))
+    app.add_url_rule("/", "run", lambda: view(flask.request), methods=["GET", "POST", "PUT"])
+    app.add_url_rule("/healthz", "health", lambda: view(flask.request), methods=["GET"])
+    return app.test_client()
+
+
+def post(client, data=CREATED, structured=False, **extensions):
+    headers, body = to_http(make_event(data, source="/test", extensions=extensions or None), structured=structured)
+    return client.post("/", headers=headers, data=body)
+
+
+@pytest.mark.parametrize("structured", [False, True])
+def test_no_reply_answers_202_with_an_empty_body(structured: bool) -> None:
+    response = post(client_for(lambda event: None), structured=structured)
+    assert response.status_code == 202
+    assert response.data == b""
+
+
+def test_a_reply_answers_200_with_the_cloudevent_in_binary_mode() -> None:
+    response = post(client_for(lambda event: REJECTED))
+    assert response.status_code == 200
+    reply = parse_http(dict(response.headers), response.data)
+    assert reply["type"] == ProductRejected.TYPE
+    assert reply["source"] == "/refsys/functions/test"
+    assert response.headers["Content-Type"] == "application/json"
+    assert parse_data(reply) == REJECTED
+
+
+def test_the_handler_gets_the_typed_payload() -> None:
+    seen = []
+    post(client_for(seen.append))
+    assert seen == [CREATED]
+
+
+def test_a_replayed_event_has_replayed_consequences() -> None:
+    response = post(client_for(lambda event: REJECTED), replay="true")
+    assert parse_http(dict(response.headers), response.data)["replay"] == "true"
+
+
+def raise_(exc):
+    def handler(event):
+        raise exc
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("handler", "status"),
+    [
+        (raise_(RetryLater("store down")), 503),
+        (raise_(Reject("never")), 422),
+        (raise_(KeyError("boom")), 500),
+    ],
+)
+def test_failures_map_to_what_the_broker_does_with_them(handler, status: int) -> None:
+    response = post(client_for(handler))
+    assert response.status_code == status
+    assert response.get_json()["error"]["message"]
+
+
+def test_an_event_of_another_type_is_dead_lettered_at_once() -> None:
+    response = post(client_for(lambda event: None), data=REJECTED)
+    assert response.status_code == 422
+    assert "accepts org.refsys.storage.object.created.v1" in response.get_json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        ({"Content-Type": "application/json"}, b'{"hello": 1}'),
+        ({"Content-Type": "application/cloudevents+json"}, b"{broken"),
+        ({"ce-specversion": "1.0", "ce-type": ObjectCreated.TYPE, "ce-source": "/s"}, b"{}"),
+        ({}, b""),
+    ],
+)
+def test_malformed_cloudevents_answer_400_with_a_message_never_500(headers, body) -> None:
+    response = client_for(lambda event: None).post("/", headers=headers, data=body)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["message"]
+
+
+def test_a_payload_that_does_not_fit_its_model_answers_422() -> None:
+    event = make_event(CREATED, source="/test")
+    event.data = {"bucket": "rs-inbox"}
+    headers, body = to_http(event)
+    response = client_for(lambda event: None).post("/", headers=headers, data=body)
+    assert response.status_code == 422
+    assert "key" in response.get_json()["error"]["message"]
+
+
+def test_health_and_wrong_methods() -> None:
+    client = client_for(lambda event: None)
+    assert client.get("/healthz").status_code == 200
+    assert client.put("/").status_code == 405
