@@ -1,4 +1,4 @@
-"""``refsys``: the operator's command line. A thin shell: every command calls one thing in ``shared``."""
+"""``refsys``: the operator's command line. A thin shell: each domain registers its own commands."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ DEFAULT_DATA_DIR = Path(".refsys")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     from shared.logs import configure_logging
 
     configure_logging(args.log_level)
@@ -24,30 +23,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def add_data_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="data directory of the platform (default .refsys)"
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
+    from shared.ingestion import cli as ingestion
+    from shared.processing import cli as processing
+    from shared.products import cli as products
+
     parser = argparse.ArgumentParser(prog="refsys", description="Copernicus Reference System on CloudEvents functions")
     parser.add_argument("--log-level", default="WARNING", help="log level of this command (default WARNING)")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    def command(name: str, handler: object, help: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help, description=help)
-        sub.set_defaults(command=handler)
-        sub.add_argument(
-            "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="platform data directory (default .refsys)"
-        )
-        return sub
-
-    up = command("up", _up, "start the embedded platform on loopback until Ctrl-C")
+    up = commands.add_parser("up", help="start the embedded platform on loopback until Ctrl-C")
     up.add_argument("--s3-port", type=int, help="S3 port (default: a free one)")
     up.add_argument("--broker-port", type=int, default=0, help="broker ingress port (default: a free one)")
+    up.set_defaults(command=_up)
 
-    demo = command("demo", _demo, "start the platform, ingest synthetic products and query them")
+    demo = commands.add_parser("demo", help="start the platform, ingest synthetic products and query them")
     demo.add_argument("--exit", action="store_true", help="stop when done; exit 0 only if every product was cataloged")
     demo.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the products (default 120)")
+    demo.set_defaults(command=_demo)
 
-    deadletter = command("deadletter", _deadletter, "list dead-lettered events, or restart them")
+    deadletter = commands.add_parser("deadletter", help="list dead-lettered events, or restart them")
     deadletter.add_argument("action", choices=("list", "restart"))
     deadletter.add_argument("ids", nargs="*", help="event ids to restart (restart: all when none given)")
+    deadletter.set_defaults(command=_deadletter)
+
+    for parser_ in (up, demo, deadletter):
+        add_data_dir(parser_)
+    for domain in (products, ingestion, processing):
+        domain.register(commands, add_data_dir)
     return parser
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from shared.settings import get_settings
 
 if TYPE_CHECKING:
+    from shared.bus.idempotency import ProcessedEvents
     from shared.bus.publisher import SinkPublisher
     from shared.catalog.store import CatalogStore
     from shared.storage.objects import ObjectStore
@@ -38,3 +39,10 @@ def sink() -> SinkPublisher:
     if not url:
         raise RuntimeError("no event sink configured: Knative injects K_SINK (a SinkBinding); set K_SINK locally")
     return SinkPublisher(url)
+
+
+@lru_cache(maxsize=1)
+def processed_events() -> ProcessedEvents:
+    from shared.bus.idempotency import open_processed_events
+
+    return open_processed_events(get_settings().catalog_url)

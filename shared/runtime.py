@@ -21,9 +21,11 @@ from collections.abc import Callable
 from typing import Any
 
 import flask
+from cloudevents.http import CloudEvent
 
 from events import EventData, InvalidEvent, InvalidPayload, make_event, parse_data, parse_http, to_http
 from events.naming import REPLAY, function_source
+from shared.bus.idempotency import ProcessedEvents
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +49,14 @@ def event_endpoint(
     function: str,
     handler: Callable[[Any], EventData | None],
     accepts: tuple[type[EventData], ...],
+    processed: Callable[[], ProcessedEvents] | None = None,
 ) -> Callable[[flask.Request], flask.Response]:
-    """Turn ``handler(payload) -> reply | None`` into a Knative-correct HTTP view."""
+    """Turn ``handler(payload) -> reply | None`` into a Knative-correct HTTP view.
+
+    With ``processed``, an event that already produced a reply is answered with that same reply
+    without running the handler again, unless it is a replay (``replay=true``). An event that
+    produced nothing (e.g. a product still arriving) may be looked at again.
+    """
     accepted = {model.TYPE for model in accepts}
 
     def view(request: flask.Request) -> flask.Response:
@@ -65,6 +73,12 @@ def event_endpoint(
             message = f"{function} accepts {', '.join(sorted(accepted))}; got {event['type']}"
             log.warning(message, extra=context)
             return error_response(422, "UnexpectedEventType", message)
+        replayed = str(event.get(REPLAY, "")).lower() == "true"
+        if processed is not None and not replayed:
+            done = processed().lookup(function, event["source"], event["id"])
+            if done is not None and done.reply is not None:
+                log.info("already processed: same reply again", extra=context)
+                return _reply_response(done.reply)
         try:
             reply = handler(parse_data(event))
         except InvalidPayload as exc:
@@ -85,10 +99,16 @@ def event_endpoint(
             log.info("done, no reply", extra=context)
             return flask.Response(status=202)
         # A replayed event's consequences are replays too.
-        extensions = {REPLAY: event[REPLAY]} if event.get(REPLAY) else None
+        extensions = {REPLAY: "true"} if replayed else None
         reply_event = make_event(reply, source=function_source(function), extensions=extensions)
+        if processed is not None:
+            processed().record(function, event["source"], event["id"], reply_event)
         log.info("reply %s", reply.TYPE, extra={**context, "reply_id": reply_event["id"]})
-        headers, body = to_http(reply_event)
-        return flask.Response(body, status=200, headers=headers)
+        return _reply_response(reply_event)
 
     return view
+
+
+def _reply_response(reply: CloudEvent) -> flask.Response:
+    headers, body = to_http(reply)
+    return flask.Response(body, status=200, headers=headers)

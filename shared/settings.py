@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     quarantine_bucket: str = "rs-quarantine"
     deadletter_bucket: str = "rs-deadletter"
     bucket_prefix: str = Field("rs-", description="Family buckets are <prefix><mission>-<family>")
+    incomplete_timeout_s: float = Field(3600.0, description="A product still incomplete this long is quarantined")
+    scan_grace_s: float = Field(30.0, description="The inbox scan leaves objects younger than this to notifications")
 
     # Catalog database: sqlite:///path.db or postgresql://...
     catalog_url: str = "sqlite:///.refsys/catalog.db"

@@ -14,6 +14,7 @@ _on_event = event_endpoint(
     "catalog",
     lambda event: Cataloguer(ports.object_store(), ports.catalog()).on_product_ingested(event),
     accepts=(ProductIngested,),
+    processed=ports.processed_events,
 )
 
 

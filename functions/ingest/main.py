@@ -14,6 +14,7 @@ _view = event_endpoint(
     "ingest",
     lambda event: Inbox(ports.object_store(), get_settings()).on_object_created(event),
     accepts=(ObjectCreated,),
+    processed=ports.processed_events,
 )
 
 

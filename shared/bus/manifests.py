@@ -151,6 +151,19 @@ class Service:
     raw: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PingSource:
+    """A cron tick sent to a sink as a ``dev.knative.sources.ping`` CloudEvent."""
+
+    name: str
+    namespace: str
+    schedule: str
+    timezone: str
+    content_type: str
+    data: str
+    sink: Destination
+
+
 @dataclass
 class Topology:
     namespace: str
@@ -158,6 +171,30 @@ class Topology:
     triggers: dict[str, Trigger] = field(default_factory=dict)
     services: dict[str, Service] = field(default_factory=dict)
     others: list[dict[str, Any]] = field(default_factory=list)
+
+    def ping_sources(self) -> list[PingSource]:
+        """The PingSources (cron ticks) among the other manifests."""
+        sources = []
+        for doc in self.others:
+            if doc.get("kind") != "PingSource":
+                continue
+            name = str(doc.get("metadata", {}).get("name", ""))
+            spec = doc.get("spec") or {}
+            where = f"PingSource {name}"
+            if not spec.get("sink"):
+                raise ManifestError(f"{where}: spec.sink is required")
+            sources.append(
+                PingSource(
+                    name=name,
+                    namespace=str(doc.get("metadata", {}).get("namespace") or self.namespace),
+                    schedule=str(spec.get("schedule", "* * * * *")),
+                    timezone=str(spec.get("timezone") or "UTC"),
+                    content_type=str(spec.get("contentType") or "application/json"),
+                    data=str(spec.get("data") or ""),
+                    sink=_destination(spec["sink"], f"{where}.spec.sink"),
+                )
+            )
+        return sources
 
     def delivery_for(self, trigger: Trigger) -> DeliverySpec:
         """Effective delivery of a Trigger: its own spec merged over its Broker's (see module doc)."""

@@ -9,11 +9,13 @@ from datetime import UTC, datetime
 from events import ProductCataloged, ProductIngested
 from shared.catalog.model import CatalogEntry
 from shared.catalog.store import CatalogStore, CatalogUnavailable
-from shared.products import ManifestError, ProductMetadata, extract_metadata, recognise
+from shared.products import ManifestError, extract_metadata, metadata_from_name, recognise
 from shared.runtime import Reject, RetryLater
 from shared.storage.objects import ObjectStore
 
 log = logging.getLogger(__name__)
+
+XML_PACKAGINGS = ("EOF", "XML")
 
 
 @dataclass(frozen=True)
@@ -23,14 +25,22 @@ class Cataloguer:
 
     def on_product_ingested(self, event: ProductIngested) -> ProductCataloged:
         product = recognise(event.product.name)
-        metadata = ProductMetadata(product.validity_start, product.validity_stop, None, {})
-        if event.manifest_key:
-            # Only the manifest is read, never the payload.
-            manifest = self.store.read(event.bucket, event.manifest_key)
-            if manifest is None:
-                raise RetryLater(f"manifest {event.bucket}/{event.manifest_key} not found (yet)")
+        # The manifest, or the product itself when it is one XML document (EOF, DSIB, ...): never the payload.
+        document_key = event.manifest_key or (event.key if product.packaging in XML_PACKAGINGS else None)
+        if document_key is None:
+            metadata = metadata_from_name(product)
+        else:
+            document = self.store.read(event.bucket, document_key)
+            if document is None:
+                raise RetryLater(f"{event.bucket}/{document_key} not found (yet)")
+            root = event.key.rstrip("/")
             try:
-                metadata = extract_metadata(product, manifest)
+                metadata = extract_metadata(
+                    product,
+                    document,
+                    read=lambda path: self.store.read(event.bucket, f"{root}/{path}"),
+                    document_name=document_key,
+                )
             except ManifestError as exc:
                 raise Reject(f"cannot describe {product.name}: {exc}") from exc
         now = datetime.now(UTC)

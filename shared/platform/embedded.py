@@ -20,6 +20,7 @@ import requests
 
 from shared.bus.broker import LocalBroker
 from shared.bus.manifests import Destination, Topology, load_topology
+from shared.platform.ping import PingTimer
 from shared.platform.ports import free_port
 from shared.platform.seaweed import SeaweedFS
 from shared.settings import Settings
@@ -61,6 +62,7 @@ class EmbeddedPlatform:
     broker: LocalBroker = field(init=False)
     functions: dict[str, FunctionServer] = field(init=False, default_factory=dict)
     settings: Settings = field(init=False)
+    pings: PingTimer = field(init=False)
 
     def __post_init__(self) -> None:
         self.data_dir = self.data_dir.resolve()
@@ -105,6 +107,8 @@ class EmbeddedPlatform:
             self.seaweed.start(timeout=timeout)
             self.seaweed.create_buckets([settings.inbox_bucket, settings.quarantine_bucket, settings.deadletter_bucket])
             self._wait_until_answering(timeout)
+            self.pings = PingTimer(self.topology.ping_sources(), self._resolve)
+            self.pings.start()
         except BaseException:
             self.stop()
             raise
@@ -118,6 +122,8 @@ class EmbeddedPlatform:
         SeaweedFS drains for about 15 s before it exits; it is killed after ``storage_timeout``.
         """
         (self.data_dir / ENDPOINTS_FILE).unlink(missing_ok=True)
+        if hasattr(self, "pings"):
+            self.pings.stop()
         if hasattr(self, "broker"):
             self.broker.stop()
         for server in self.functions.values():

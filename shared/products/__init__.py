@@ -7,26 +7,37 @@
 - :mod:`~shared.products.metadata`: validity, footprint and PRIP attributes (:func:`extract_metadata`);
 - :mod:`~shared.products.footprint`: manifest coordinates -> RFC 7946 GeoJSON, antimeridian split;
 - :mod:`~shared.products.xml`: safe XML parsing (defusedxml);
+- :mod:`~shared.products.integrity`: a product checked against its manifest (:func:`verify_product`);
+- :mod:`~shared.products.describe`: name + metadata + integrity of a delivered product (:func:`describe`);
+- :mod:`~shared.products.stac`: the metadata as a STAC item (:func:`to_stac_item`);
+- :mod:`~shared.products.sessions`, ``earth_explorer``, ``s2_metadata``: EDRS/CADIP sessions, Earth Explorer
+  headers, S2 metadata files;
+- :mod:`~shared.products.cli`: ``refsys identify`` / ``refsys describe``;
 - :mod:`~shared.products.synthetic`: self-consistent fake products for tests (:func:`write_product`).
 """
 
 from shared.products.families import FAMILIES, bucket_for
+from shared.products.integrity import IntegrityReport, open_product, verify_product
 from shared.products.manifest import DataObject, ManifestError, read_inventory
-from shared.products.metadata import ProductMetadata, extract_metadata
+from shared.products.metadata import ProductMetadata, extract_metadata, metadata_from_name
 from shared.products.naming import ProductName, UnknownProduct, recognise, root_of
 from shared.products.synthetic import write_product
 
 __all__ = [
     "FAMILIES",
     "DataObject",
+    "IntegrityReport",
     "ManifestError",
     "ProductMetadata",
     "ProductName",
     "UnknownProduct",
     "bucket_for",
     "extract_metadata",
+    "metadata_from_name",
+    "open_product",
     "read_inventory",
     "recognise",
     "root_of",
+    "verify_product",
     "write_product",
 ]

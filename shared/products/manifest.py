@@ -3,12 +3,18 @@
 Every data object of the product is listed in ``dataObjectSection`` as
 ``dataObject/byteStream[@size]/fileLocation[@href]`` with a ``checksum[@checksumName]``. The manifest
 never lists itself.
+
+The directory forms without an XFDU manifest (see ``naming.DIRECTORY_PACKAGINGS``) are read by the same
+function, by root element: an S2 Earth Explorer header (``<name>.HDR``) lists its data block
+``<name>.DBL`` (no size, no checksum); an S3 granule's ``_iif.xml``, an S2 ``Inventory_Metadata.xml`` and
+an S2 L0U metadata file list nothing. Verification of those products can only check what is listed.
 """
 
 from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from xml.etree.ElementTree import Element
 
@@ -57,7 +63,17 @@ def parse_manifest(manifest: bytes) -> Element:
 
 def read_inventory(manifest: bytes) -> list[DataObject]:
     """Every data object listed in the manifest, in manifest order."""
-    root = parse_manifest(manifest)
+    try:
+        root = parse_xml(manifest, what="manifest")
+    except XmlError as exc:
+        raise ManifestError(str(exc)) from exc
+    reader = _READERS.get(local_name(root.tag))
+    if reader is None:
+        raise ManifestError(f"not an XFDU manifest: root element is <{local_name(root.tag)}>")
+    return reader(root)
+
+
+def _xfdu_inventory(root: Element) -> list[DataObject]:
     objects: list[DataObject] = []
     for section in children_named(root, "dataObjectSection"):
         for data_object in children_named(section, "dataObject"):
@@ -65,6 +81,28 @@ def read_inventory(manifest: bytes) -> list[DataObject]:
             for stream in children_named(data_object, "byteStream"):
                 objects.append(_data_object(ident, stream))
     return objects
+
+
+def _earth_explorer_inventory(root: Element) -> list[DataObject]:
+    name = next((e.text.strip() for e in iter_named(root, "File_Name") if e.text and e.text.strip()), None)
+    if name is None:
+        raise ManifestError("Earth Explorer header without File_Name")
+    return [DataObject(normalise_path(f"{name}.DBL", "File_Name"), None, None)]
+
+
+def _nothing_listed(_: Element) -> list[DataObject]:
+    return []
+
+
+# Root element -> inventory reader.
+_READERS: dict[str, Callable[[Element], list[DataObject]]] = {
+    "XFDU": _xfdu_inventory,
+    "Earth_Explorer_Header": _earth_explorer_inventory,
+    "IIF": _nothing_listed,
+    "Inventory_Metadata": _nothing_listed,
+    "DIMAP_Level-0-unconsolidated_DataStrip": _nothing_listed,
+    "DIMAP_Level-0-unconsolidated_Granule": _nothing_listed,
+}
 
 
 def _data_object(ident: str, stream: Element) -> DataObject:

@@ -5,6 +5,12 @@ fills a :class:`Draft`. The generic step here reads the vocabulary every Sentine
 (acquisition period, platform, orbit reference, processing, frame set); the per-mission modules register
 steps for what only their manifests carry. Supporting another format (e.g. S1 EOF orbit files) is
 registering a step, never a branch here.
+
+Some products spread their metadata over several files (an S2 user product: ``manifest.safe`` plus
+``MTD_MSIL1C.xml``, ``MTD_TL.xml``, ``MTD_DS.xml``). Steps reach them through ``Draft.document(path)``,
+backed by the optional ``read(path) -> bytes | None`` callable given to :func:`extract_metadata` (paths
+relative to the product root; ``None`` when the file is absent). Without it, only the one document given
+is read, so ``extract_metadata(product, manifest_bytes)`` keeps working (the catalog reads only the manifest).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from shared.products.xml import (
 )
 
 AttributeValue = str | int | float | bool | datetime
+Reader = Callable[[str], bytes | None]
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,25 @@ class Draft:
     stop: datetime | None
     frames: list[list[LatLon]] = field(default_factory=list)
     attributes: dict[str, AttributeValue] = field(default_factory=dict)
+    read: Reader | None = None
+    documents: list[str] = field(default_factory=list)  # files read besides the main document
+
+    def document(self, path: str) -> Element | None:
+        """Another file of the product, parsed safely; ``None`` when there is no reader or no such file.
+
+        A file that is there but not well-formed (or hostile) is a :class:`ManifestError` naming it.
+        """
+        if self.read is None:
+            return None
+        data = self.read(path)
+        if data is None:
+            return None
+        try:
+            root = parse_xml(data, what=path)
+        except XmlError as exc:
+            raise ManifestError(str(exc)) from exc
+        self.documents.append(path)
+        return root
 
     def set(self, key: str, value: AttributeValue | None) -> None:
         """Set an attribute unless the value is missing (so later steps only override with real data)."""
@@ -72,22 +98,40 @@ def register_step(key: str, applies: Applies, step: Step) -> None:
     _STEPS.append((key, applies, step))
 
 
-def extract_metadata(product: ProductName, manifest: bytes) -> ProductMetadata:
-    """Metadata of ``product`` from its manifest (for a zip: the manifest inside it).
+def extract_metadata(
+    product: ProductName, manifest: bytes, read: Reader | None = None, *, document_name: str | None = None
+) -> ProductMetadata:
+    """Metadata of ``product`` from its manifest (for a zip: the manifest inside it; for a product that is
+    one XML file, such as an EOF or a DSIB, the file itself).
 
-    Raises :class:`~shared.products.manifest.ManifestError` when the document is not well-formed or is
-    refused as unsafe. A document no step understands yields the name-derived metadata only.
+    ``read(path)`` gives other files of the product (see the module docstring); ``document_name`` names the
+    document in error messages (default: the manifest name, else the product name).
+    Raises :class:`~shared.products.manifest.ManifestError` naming the file when a document is not
+    well-formed or is refused as unsafe. A document no step understands yields the name-derived metadata only.
     """
     ensure_registered()
+    what = document_name or product.manifest_name or product.name
     try:
-        root = parse_xml(manifest, what="manifest")
+        root = parse_xml(manifest, what=what)
     except XmlError as exc:
         raise ManifestError(str(exc)) from exc
-    draft = Draft(product.validity_start, product.validity_stop)
+    draft = Draft(product.validity_start, product.validity_stop, read=read)
     _from_name(product, draft)
     for _, applies, step in _STEPS:
         if applies(product, root):
             step(product, root, draft)
+    return _finish(draft)
+
+
+def metadata_from_name(product: ProductName) -> ProductMetadata:
+    """What the name alone tells (products without a readable document: DSDB chunks, JP2 images)."""
+    ensure_registered()
+    draft = Draft(product.validity_start, product.validity_stop)
+    _from_name(product, draft)
+    return _finish(draft)
+
+
+def _finish(draft: Draft) -> ProductMetadata:
     draft.set("beginningDateTime", draft.start)
     draft.set("endingDateTime", draft.stop)
     footprint = footprint_from_frames(draft.frames)

@@ -16,11 +16,23 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 
 # Forms delivered as a directory tree (a product root with objects below it) vs. as one object.
-DIRECTORY_PACKAGINGS = frozenset({"SAFE", "SEN3"})
-FILE_PACKAGINGS = frozenset({"EOF", "XML", "JP2", "ZIP"})
+# ISIP: an S3 L0 granule folder described by ``<name>_iif.xml``; EEF: an Earth Explorer folder (S2 GIPP /
+# AUX: ``<name>.HDR`` header + ``<name>.DBL`` data block); FOLDER: an S2 item described by one plain XML
+# file (``Inventory_Metadata.xml`` of SAD, the ``MTD_L0U`` file of L0U items).
+DIRECTORY_PACKAGINGS = frozenset({"SAFE", "SEN3", "ISIP", "EEF", "FOLDER"})
+# SESSION: an EDRS/CADIP session folder, recognised by name only: its objects (DSIB, DSDB chunks) are
+# delivered, verified and catalogued one by one, as the reference does.
+FILE_PACKAGINGS = frozenset({"EOF", "XML", "JP2", "ZIP", "RAW", "SESSION"})
 
-# Per-mission modules that register their patterns (imported lazily to avoid an import cycle).
-_BUILTIN_MODULES = ("shared.products.s1", "shared.products.s2", "shared.products.s3")
+# Modules that register name patterns and extraction steps (imported lazily to avoid an import cycle).
+_BUILTIN_MODULES = (
+    "shared.products.s1",
+    "shared.products.s2",
+    "shared.products.s3",
+    "shared.products.sessions",
+    "shared.products.earth_explorer",
+    "shared.products.s2_metadata",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +46,12 @@ class ProductName:
 
     ``packaging`` is the form the product is delivered in: ``SAFE`` (a directory with ``manifest.safe``,
     with or without the ``.SAFE`` suffix), ``SEN3`` (a directory with ``xfdumanifest.xml``),
-    ``EOF``/``XML``/``JP2`` (one file) or ``ZIP`` (one zip file; ``inner_packaging`` tells what it holds).
+    ``ISIP`` / ``EEF`` / ``FOLDER`` (directories described by a plain XML file, see ``DIRECTORY_PACKAGINGS``),
+    ``EOF``/``XML``/``JP2``/``RAW`` (one file), ``SESSION`` (an EDRS/CADIP session folder, whose objects are
+    products of their own) or ``ZIP`` (one zip file; ``inner_packaging`` tells what it holds).
     Contract: ``manifest_name`` is ``None`` exactly for products delivered as one object
-    (``not is_directory``); for the others it names the XFDU manifest :func:`read_inventory` reads.
+    (``not is_directory``); for the others it names the file :func:`read_inventory` reads (an XFDU
+    manifest, or the describing file of the plain-XML directory forms).
 
     ``name_fields`` keeps every other field the name encodes (orbit, datatake id, tile, CRC, ...) as
     ``(key, value)`` pairs; read them with :meth:`name_field`.

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from xml.etree.ElementTree import Element
 
 from shared.products.metadata import (
@@ -164,6 +165,22 @@ def _build_aux(name: str, m: re.Match[str]) -> ProductName:
 
 
 register(NamePattern("s1-aux", "S1", _AUX_RE, _build_aux))
+
+# -- plans and reports -------------------------------------------------------------------------------
+# The reference lists ~60 prefixes (REP_MP_MP__PDMC_, MPL_SP...., REP_QC...., ...); they all share the
+# Earth Explorer shape ``S1A_OPER_<REP_|MPL_ type of 10>_<rest>``, so one pattern covers them. The three
+# orbit files among them (MPL_ORBPRE/ORBRES/ORBSCT) are auxiliary files (reference aux list).
+_PLAN_RE = re.compile(
+    r"S1(?P<satellite>[A-D_])_(?P<file_class>OPER|TEST)_(?P<type>(?!MPL_ORB(?:PRE|RES|SCT))(?:REP|MPL)_[0-9A-Z_]{6})"
+    r"_(?P<rest>[0-9A-Za-z_]+?)\.(?P<ext>(?i:EOF|XML))"
+)
+
+
+def _build_plan(name: str, m: re.Match[str]) -> ProductName:
+    return replace(_build_aux(name, m), family="PLAN_AND_REPORT")
+
+
+register(NamePattern("s1-plan-report", "S1", _PLAN_RE, _build_plan))
 
 # -- manifest content only S1 has ------------------------------------------------------------------
 

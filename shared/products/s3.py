@@ -8,8 +8,9 @@ the instance is ``<duration>_<cycle>_<rel. orbit>_<frame>`` for orbit-based prod
 Differences from the reference regexes (production-common.md §2.4): the satellite is ``A``-``D`` or ``_``
 (the reference accepts any word character), and one pattern covers products and auxiliary data (the
 reference's two patterns differ only by the ``AX`` look-ahead). A name without ``.SEN3`` is accepted as the
-same SEN3 product (manifests list their inputs that way). L0 granules (``.ISIP``, described by an
-``<name>_iif.xml`` that is no XFDU manifest) come with a later issue.
+same SEN3 product (manifests list their inputs that way). L0 granules ``..G`` come as ``.ISIP`` folders
+described by ``<name>_iif.xml`` (an instrument information file, no XFDU manifest: it lists no data object),
+packaging ``ISIP``; ingestion reads the iif as the folder's manifest.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ _RE = re.compile(
     rf"_(?P<start>{_T})_(?P<stop>{_T})_(?P<creation>{_T})"
     r"_(?P<instance>[0-9A-Za-z_]{17})_(?P<centre>[0-9A-Z_]{3})"
     r"_(?P<platform>[A-Z_])_(?P<timeliness>[A-Z_]{2})_(?P<baseline>[0-9A-Z_]{3})"
-    r"(?:\.(?P<ext>SEN3))?"
+    r"(?:\.(?P<ext>SEN3|ISIP))?"
 )
 _INSTANCE = re.compile(r"(?P<duration>\d{4})_(?P<cycle>\d{3})_(?P<relative_orbit>\d{3})_(?P<frame>\d{4}|_{4})")
 _TIMELINESS_FAMILY = {"NR": "NRT", "ST": "STC", "NT": "NTC"}
@@ -60,6 +61,8 @@ def _build(name: str, m: re.Match[str]) -> ProductName:
     family, level = _family(m["type"], m["lvl"], m["timeliness"])
     start, stop = name_time(m["start"]), name_time(m["stop"])
     name_time(m["creation"])  # validate
+    if m["ext"] == "ISIP" and family != "S3_GRANULES":
+        raise NameMismatch("only L0 granules (product type ending in G) are ISIP folders")
     instance = _INSTANCE.fullmatch(m["instance"])
     extra = tuple((k, v) for k, v in instance.groupdict().items() if v.strip("_")) if instance else ()
     return ProductName(
@@ -72,8 +75,8 @@ def _build(name: str, m: re.Match[str]) -> ProductName:
         timeliness=None if m["timeliness"] == "__" else m["timeliness"],
         validity_start=start,
         validity_stop=stop,
-        packaging="SEN3",
-        manifest_name="xfdumanifest.xml",
+        packaging=m["ext"] or "SEN3",
+        manifest_name=f"{name.removesuffix('.ISIP')}_iif.xml" if m["ext"] == "ISIP" else "xfdumanifest.xml",
         name_fields=fields(m, "instance", "centre", "platform", "baseline", "creation") + extra,
     )
 
@@ -111,3 +114,28 @@ def _s3_manifest(product: ProductName, root: Element, draft: Draft) -> None:
 
 
 register_step("s3-manifest", lambda p, root: p.mission == "S3" and is_xfdu(p, root), _s3_manifest)
+
+
+# -- L0 granules: the instrument information file ---------------------------------------------------
+
+
+def _iif(product: ProductName, root: Element, draft: Draft) -> None:
+    coverage = first_named(root, "temporalCoverage")
+    if coverage is not None:
+        draft.start = time_of(first_text(coverage, "startTime")) or draft.start
+        draft.stop = time_of(first_text(coverage, "stopTime")) or draft.stop
+    draft.set("qualityStatus", first_text(root, "quality"))
+    specific = first_named(root, "specificParameters")
+    for feature in iter_named(specific, "feature") if specific is not None else ():
+        key, value = feature.get("key"), (feature.text or "").strip()
+        if not key or not value or value.startswith("dummy"):  # ESA test data sets write "dummy-text"
+            continue
+        if key in ("granuleNumber",):
+            draft.set(key, maybe_int(value))
+        elif key in ("receivingStartTime", "receivingStopTime", "dumpStart"):
+            draft.set(key, maybe_time(value))
+        else:
+            draft.set(key, value)
+
+
+register_step("s3-iif", lambda p, root: p.mission == "S3" and local_name(root.tag) == "IIF", _iif)

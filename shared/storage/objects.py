@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cached_property
 from typing import Any
 
@@ -22,6 +23,7 @@ class StoredObject:
     key: str
     size: int
     etag: str  # without quotes
+    last_modified: datetime | None = None
 
 
 class ObjectStore:
@@ -59,7 +61,7 @@ class ObjectStore:
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
             for item in page.get("Contents", []):
-                yield StoredObject(item["Key"], item["Size"], item["ETag"].strip('"'))
+                yield StoredObject(item["Key"], item["Size"], item["ETag"].strip('"'), item.get("LastModified"))
 
     def head(self, bucket: str, key: str) -> StoredObject | None:
         try:
@@ -68,7 +70,7 @@ class ObjectStore:
             if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise
-        return StoredObject(key, meta["ContentLength"], meta["ETag"].strip('"'))
+        return StoredObject(key, meta["ContentLength"], meta["ETag"].strip('"'), meta.get("LastModified"))
 
     def read(self, bucket: str, key: str) -> bytes | None:
         try:

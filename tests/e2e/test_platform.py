@@ -15,6 +15,7 @@ from events import ObjectCreated, ProductIngested, make_event, to_http
 from shared.ingestion.inbox import identity
 from shared.ingestion.upload import upload_product
 from shared.platform.embedded import EmbeddedPlatform
+from shared.platform.ping import ping_event
 from shared.products import recognise, write_product
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("platform")]
@@ -60,7 +61,8 @@ def upload(platform: EmbeddedPlatform, directory: Path, product_type: str, seed:
 def test_endpoints_file_lists_every_endpoint(platform: EmbeddedPlatform) -> None:
     endpoints = json.loads((platform.data_dir / "endpoints.json").read_text())
     assert {"s3", "broker", "catalog", "functions"} <= endpoints.keys()
-    assert set(endpoints["functions"]) == {"notify", "ingest", "catalog", "deadletter"}
+    assert set(endpoints["functions"]) == set(platform.topology.services)
+    assert {"notify", "ingest", "catalog", "deadletter", "scan"} <= set(endpoints["functions"])
 
 
 def test_an_upload_is_answered_by_a_catalog_query(platform: EmbeddedPlatform, tmp_path: Path) -> None:
@@ -163,6 +165,12 @@ def test_malformed_input_to_any_endpoint_is_a_4xx_with_a_message(platform: Embed
         response = requests.post(target, data=body, headers=headers, timeout=10)
         assert 400 <= response.status_code < 500, (url, response.status_code, response.text)
         assert response.text.strip(), url
+
+
+def test_the_scan_function_runs_a_scan_on_a_tick(platform: EmbeddedPlatform) -> None:
+    tick = to_http(ping_event(platform.topology.ping_sources()[0], START))
+    scan = platform.endpoints()["functions"]["scan"]  # type: ignore[index]
+    assert requests.post(scan, data=tick[1], headers=tick[0], timeout=60).status_code == 202
 
 
 def test_bad_catalog_queries_say_what_is_wrong(platform: EmbeddedPlatform) -> None:

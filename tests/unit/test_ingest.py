@@ -1,15 +1,18 @@
 """The ingest step against an S3 API (moto): verify, move, quarantine, resume, and never duplicate."""
 
 import json
+import random
 from datetime import UTC, datetime
 from pathlib import Path
 
+import boto3
 import pytest
 from moto import mock_aws
 
 from events import ObjectCreated, ProductIngested, ProductRejected, RejectionReason
 from shared.ingestion.inbox import Inbox
-from shared.ingestion.upload import upload_product
+from shared.ingestion.notifications import object_events
+from shared.ingestion.upload import product_files, upload_product
 from shared.products import bucket_for, recognise, write_product
 from shared.runtime import Reject
 from shared.settings import Settings
@@ -137,3 +140,56 @@ def test_an_event_for_another_bucket_is_refused(inbox: Inbox) -> None:
     event = ObjectCreated(store="aws", bucket="elsewhere", key="x", size=1, event_time=START)
     with pytest.raises(Reject, match="inbox"):
         inbox.on_object_created(event)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_objects_arriving_in_random_order_are_ingested_once_after_the_last(
+    inbox: Inbox, product: Path, seed: int
+) -> None:
+    files = sorted(product_files(product))
+    random.Random(seed).shuffle(files)
+    replies = []
+    for path, key in files:  # each object's notification is handled as soon as it lands
+        inbox.store.client.upload_file(str(path), inbox.settings.inbox_bucket, key)
+        replies.append(inbox.on_object_created(notification(inbox, key)))
+    assert all(reply is None for reply in replies[:-1])
+    assert isinstance(replies[-1], ProductIngested)
+
+
+def test_aws_records_from_moto_s3_to_sqs_drive_the_ingestion(inbox: Inbox, product: Path) -> None:
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    queue = sqs.create_queue(QueueName="inbox-events")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    inbox.store.client.put_bucket_notification_configuration(
+        Bucket=inbox.settings.inbox_bucket,
+        NotificationConfiguration={"QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]},
+    )
+    keys = upload_product(inbox.store, inbox.settings.inbox_bucket, product)
+    events = []
+    while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages"):
+        for message in messages:
+            events += object_events(json.loads(message["Body"]))  # the s3:TestEvent gives none
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+    assert sorted(e.key for e in events) == sorted(keys)
+    replies = [inbox.on_object_created(e) for e in events]
+    assert sum(isinstance(r, ProductIngested) for r in replies) == 1
+
+
+def test_the_same_product_uploaded_twice_is_announced_under_the_same_id(inbox: Inbox, product: Path) -> None:
+    _, first = deliver_all(inbox, product)
+    _, second = deliver_all(inbox, product)
+    (a,) = [r for r in first if r is not None]
+    (b,) = [r for r in second if r is not None]
+    assert isinstance(b, ProductIngested) and b.event_id() == a.event_id()
+    assert inbox.store.list(inbox.settings.inbox_bucket) == []
+
+
+def test_the_same_name_with_other_content_is_a_conflict_kept_aside(inbox: Inbox, product: Path) -> None:
+    deliver_all(inbox, product)
+    manifest = product / "manifest.safe"
+    manifest.write_bytes(manifest.read_bytes().replace(b"</xfdu:XFDU>", b"<!-- reprocessed --></xfdu:XFDU>"))
+    _, replies = deliver_all(inbox, product)
+    (rejected,) = [r for r in replies if r is not None]
+    assert isinstance(rejected, ProductRejected) and rejected.reason is RejectionReason.CONFLICT
+    assert inbox.store.read(family_bucket(product), f"{product.name}/manifest.safe") != manifest.read_bytes()
+    assert inbox.store.read(inbox.settings.quarantine_bucket, f"{product.name}/manifest.safe") == manifest.read_bytes()

@@ -203,7 +203,7 @@ def test_every_sample_manifest(manifest: Path) -> None:
     assert (md.footprint is not None) == has_coordinates
 
 
-def test_a_file_no_step_understands_gives_the_name_metadata() -> None:
+def test_an_eof_file_is_described_by_its_earth_explorer_header() -> None:
     name = "S1A_OPER_AUX_RESORB_OPOD_20171213T143838_V20171213T102737_20171213T134507.EOF"
     md = extract_metadata(recognise(name), (SAMPLES / "aux" / name).read_bytes())
     assert md.validity_start == _utc("2017-12-13T10:27:37")

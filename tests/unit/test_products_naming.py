@@ -214,6 +214,36 @@ S3B_OL_2_LRR____20210731T214325_20210731T222741_20210802T020007_2656_055_186____
     S3 B OL_2_LRR___ L2 S3_L2_NTC SEN3
 S3B_SY_2_AOD____20210512T143315_20210512T151738_20210514T064157_2663_052_196______LN2_O_NT_002.SEN3
     S3 B SY_2_AOD___ L2 S3_L2_NTC SEN3
+S3A_SL_0_SLT__G_20040702T235915_20040703T000415_20150424T160530___________________WER_D_______.ISIP
+    S3 A SL_0_SLT__G L0 S3_GRANULES ISIP
+# -- EDRS / CADIP sessions: folders and their objects --
+DCS_02_L20171109175634707000125
+    S1 - SESSION SESSION EDRS_SESSION SESSION
+DCS_01_S1B_20210726001122345678_dat
+    S1 B SESSION SESSION EDRS_SESSION SESSION
+DCS_01_S1A_20200120185900030888_ch1_DSDB_00001.raw
+    S1 A RAW SESSION EDRS_SESSION RAW
+DCS_04_S1A_20241114143038056552_ch1_DSDB_00001.raw
+    S1 A RAW SESSION EDRS_SESSION RAW
+DCS_01_S2B_20231117170332034987_ch2_DSDB_00001.raw
+    S2 B RAW SESSION EDRS_SESSION RAW
+DCS_02_L20171109175634707000125_ch1_DSIB.xml
+    S1 - SESSION SESSION EDRS_SESSION XML
+# -- S1 plans and reports; S2 L0U, GIPP, AUX, SAD --
+S1A_OPER_REP__SUP___20181208T070000_20181208T111500_0001.EOF
+    S1 A REP__SUP__ AUX PLAN_AND_REPORT EOF
+S2B_OPER_MSI_L0U_DS_REFS_20220614T090618_S20220413T114741_N00.00
+    S2 B MSI_L0U_DS L0 S2_L0_DS FOLDER
+S2B_OPER_MSI_L0U_GR_REFS_20220614T085324_S20220413T114741_D02_N00.00
+    S2 B MSI_L0U_GR L0 S2_L0_GR FOLDER
+S2B_OPER_GIP_DATATI_MPC__20170428T123038_V20170322T000000_21000101T000000_B00
+    S2 B GIP_DATATI AUX S2_AUX EEF
+S2B_OPER_GIP_ATMIMA_MPC__20170206T103051_V20170101T000000_21000101T000000_B00
+    S2 B GIP_ATMIMA AUX S2_AUX EEF
+S2__OPER_AUX_UT1UTC_PDMC_20220407T000000_V20220408T000000_20230407T000000
+    S2 - AUX_UT1UTC AUX S2_AUX EEF
+S2A_OPER_AUX_SADATA_EPAE_20190222T003515_V20190221T190438_20190221T204519_A019158_WF_LN
+    S2 A AUX_SADATA AUX S2_SAD FOLDER
 """
 
 
@@ -228,24 +258,8 @@ def _parse_table(text: str) -> dict[str, tuple[str, str | None, str, str, str, s
 
 EXPECTED = _parse_table(_TABLE)
 
-# Real names outside the scope of this version, with the reason (see the report / later issue).
-OUT_OF_SCOPE = {
-    "DCS_02_L20171109175634707000125": "EDRS session (not a product name)",
-    "DCS_01_S1A_20200120185900030888_ch1_DSDB_00001.raw": "session chunk",
-    "DCS_04_S1A_20241114143038056552_ch1_DSDB_00001.raw": "session chunk",
-    "DCS_01_S2B_20231117170332034987_ch2_DSDB_00001.raw": "session chunk",
-    "DCS_01_S1B_20210726001122345678_dat": "session folder",
-    "S2B_OPER_MSI_L0U_DS_REFS_20220614T090618_S20220413T114741_N00.00": "S2 L0U: internal to the L0 chain, no family",
-    "S2B_OPER_MSI_L0U_GR_REFS_20220614T085324_S20220413T114741_D02_N00.00": "S2 L0U: internal to the L0 chain",
-    "S1A_OPER_REP__SUP___20181208T070000_20181208T111500_0001.EOF": "S1 plans and reports",
-    # S2 auxiliary data and GIPPs are folders without a manifest: ingestion needs a rule for them first.
-    "S2B_OPER_GIP_DATATI_MPC__20170428T123038_V20170322T000000_21000101T000000_B00": "S2 GIPP",
-    "S2B_OPER_GIP_ATMIMA_MPC__20170206T103051_V20170101T000000_21000101T000000_B00": "S2 GIPP",
-    "S2__OPER_AUX_UT1UTC_PDMC_20220407T000000_V20220408T000000_20230407T000000": "S2 aux",
-    "S2A_OPER_AUX_SADATA_EPAE_20190222T003515_V20190221T190438_20190221T204519_A019158_WF_LN": "S2 aux",
-    # S3 L0 granules: their <name>_iif.xml is no XFDU manifest.
-    "S3A_SL_0_SLT__G_20040702T235915_20040703T000415_20150424T160530___________________WER_D_______.ISIP": "S3 granule",
-}
+# Every real name is recognised now; a name left out on purpose would go here with its reason.
+OUT_OF_SCOPE: dict[str, str] = {}
 
 
 def _sources_names() -> list[str]:
@@ -299,7 +313,8 @@ def test_expected_names(name: str) -> None:
     p = _check(name)
     # The contract ingestion relies on: no manifest exactly for products delivered as one object.
     assert (p.manifest_name is None) == (not p.is_directory)
-    assert p.manifest_name in (None, "manifest.safe", "xfdumanifest.xml")
+    if p.packaging in ("SAFE", "SEN3"):
+        assert p.manifest_name in ("manifest.safe", "xfdumanifest.xml")
     if p.validity_start and p.validity_stop:
         assert p.validity_start <= p.validity_stop
     if p.validity_start:
@@ -451,7 +466,21 @@ def test_unknown_product_is_a_value_error() -> None:
         ),
         ("some/prefix/readme.txt", None),
         ("", None),
-        ("DCS_02_L20171109175634707000125/DCS_02_L20171109175634707000125_ch1_DSIB.xml", None),
+        (
+            # A session folder is no product directory: each of its objects is a product.
+            "DCS_02_L20171109175634707000125/DCS_02_L20171109175634707000125_ch1_DSIB.xml",
+            "DCS_02_L20171109175634707000125/DCS_02_L20171109175634707000125_ch1_DSIB.xml",
+        ),
+        (
+            "S1A/L20171109175634707000125/ch01/DCS_02_L20171109175634707000125_ch1_DSDB_00014.raw",
+            "S1A/L20171109175634707000125/ch01/DCS_02_L20171109175634707000125_ch1_DSDB_00014.raw",
+        ),
+        (
+            # The GIPP folder is the root, not the product-like names of its header and data block.
+            "in/S2B_OPER_GIP_DATATI_MPC__20170428T123038_V20170322T000000_21000101T000000_B00/"
+            "S2B_OPER_GIP_DATATI_MPC__20170428T123038_V20170322T000000_21000101T000000_B00.DBL",
+            "in/S2B_OPER_GIP_DATATI_MPC__20170428T123038_V20170322T000000_21000101T000000_B00",
+        ),
     ],
 )
 def test_root_of(key: str, root: str | None) -> None:
@@ -467,8 +496,9 @@ def test_root_of_every_sample_file() -> None:
 
 
 def _check_root(key: str) -> None:
-    top = key.split("/")[1]
-    expected = "/".join(key.split("/")[:2]) if top in EXPECTED else None
+    parts = key.split("/")
+    # A directory product is the root of its files; in a session folder each object is its own product.
+    expected = "/".join(parts[:2]) if recognise(parts[1]).is_directory else key
     assert root_of(key) == expected, key
 
 

@@ -6,6 +6,7 @@ import flask
 import pytest
 
 from events import ObjectCreated, ProductRejected, RejectionReason, make_event, parse_data, parse_http, to_http
+from shared.bus.idempotency import SqliteProcessedEvents
 from shared.runtime import Reject, RetryLater, event_endpoint
 
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
@@ -116,3 +117,36 @@ def test_health_and_wrong_methods() -> None:
     client = client_for(lambda event: None)
     assert client.get("/healthz").status_code == 200
     assert client.put("/").status_code == 405
+
+
+def idempotent_client(handler):
+    store = SqliteProcessedEvents(":memory:")
+    app = flask.Flask(__name__)
+    view = event_endpoint("test", handler, accepts=(ObjectCreated,), processed=lambda: store)
+    app.add_url_rule("/", "run", lambda: view(flask.request), methods=["POST"])
+    return app.test_client()
+
+
+def test_a_redelivered_event_gets_the_same_reply_without_the_work_done_again() -> None:
+    calls = []
+    client = idempotent_client(lambda event: calls.append(event) or REJECTED)
+    first, second = post(client), post(client)
+    assert len(calls) == 1
+    assert second.status_code == 200
+    assert parse_http(dict(second.headers), second.data)["id"] == parse_http(dict(first.headers), first.data)["id"]
+
+
+def test_a_replay_does_the_work_again() -> None:
+    calls = []
+    client = idempotent_client(lambda event: calls.append(event) or REJECTED)
+    post(client)
+    post(client, replay="true")
+    assert len(calls) == 2
+
+
+def test_an_event_that_produced_nothing_is_looked_at_again() -> None:
+    calls = []
+    client = idempotent_client(lambda event: calls.append(event))  # e.g. a product still arriving
+    assert post(client).status_code == 202
+    assert post(client).status_code == 202
+    assert len(calls) == 2

@@ -1,0 +1,1 @@
+"""Production preparation: ESA task tables, input selection policies and IPF JobOrders."""

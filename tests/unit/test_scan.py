@@ -1,0 +1,77 @@
+"""The inbox scan, for stores without notifications: raises what nobody announced, settles stale products."""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from moto import mock_aws
+
+from events import ObjectCreated, ProductIngested, ProductRejected, RejectionReason, parse_data
+from shared.bus.idempotency import SqliteProcessedEvents
+from shared.ingestion.inbox import Inbox
+from shared.ingestion.scan import InboxScan
+from shared.ingestion.upload import upload_product
+from shared.products import write_product
+from shared.settings import Settings
+from shared.storage.objects import ObjectStore
+
+START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def scan(tmp_path: Path):
+    with mock_aws():
+        settings = Settings(
+            s3_access_key="testing", s3_secret_key="testing", scan_grace_s=30, incomplete_timeout_s=3600
+        )
+        store = ObjectStore(settings)
+        store.ensure_bucket(settings.inbox_bucket)
+        inbox = Inbox(store, settings)
+        published: list = []
+        yield InboxScan(inbox, SqliteProcessedEvents(str(tmp_path / "state.db")), published.append), published
+
+
+def test_objects_nobody_announced_are_raised_once(scan, tmp_path: Path) -> None:
+    scanner, published = scan
+    product = write_product(tmp_path, "IW_GRDH_1S", START)
+    keys = upload_product(scanner.inbox.store, scanner.inbox.settings.inbox_bucket, product)
+    later = datetime.now(UTC) + timedelta(seconds=60)
+    report = scanner.run(now=later)
+    assert report.raised == len(keys)
+    raised = [parse_data(e) for e in published]
+    assert all(isinstance(e, ObjectCreated) and e.store == "scan" for e in raised)
+    assert sorted(e.key for e in raised) == sorted(keys)
+    published.clear()
+    assert scanner.run(now=later).raised == 0  # an unchanged inbox raises nothing
+    assert published == []
+
+
+def test_young_objects_are_left_to_their_notifications(scan, tmp_path: Path) -> None:
+    scanner, published = scan
+    upload_product(
+        scanner.inbox.store, scanner.inbox.settings.inbox_bucket, write_product(tmp_path, "IW_SLC__1S", START)
+    )
+    assert scanner.run(now=datetime.now(UTC)).raised == 0
+    assert published == []
+
+
+def test_a_product_incomplete_past_the_timeout_is_quarantined_with_what_is_missing(scan, tmp_path: Path) -> None:
+    scanner, published = scan
+    product = write_product(tmp_path, "OL_1_EFR___", START)
+    member = next(p for p in sorted(product.rglob("*")) if p.is_file() and p.name != "xfdumanifest.xml")
+    member.unlink()
+    upload_product(scanner.inbox.store, scanner.inbox.settings.inbox_bucket, product)
+    report = scanner.run(now=datetime.now(UTC) + timedelta(hours=2))
+    assert report.settled == 1
+    (rejected,) = [e for e in map(parse_data, published) if isinstance(e, ProductRejected)]
+    assert rejected.reason is RejectionReason.INCOMPLETE
+    assert member.name in rejected.detail
+    assert scanner.inbox.store.list(scanner.inbox.settings.inbox_bucket) == []
+
+
+def test_a_stale_product_that_is_complete_is_ingested(scan, tmp_path: Path) -> None:
+    scanner, published = scan
+    product = write_product(tmp_path, "IW_GRDH_1S", START)
+    upload_product(scanner.inbox.store, scanner.inbox.settings.inbox_bucket, product)
+    scanner.run(now=datetime.now(UTC) + timedelta(hours=2))
+    assert any(isinstance(e, ProductIngested) for e in map(parse_data, published))
