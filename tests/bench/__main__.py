@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from tests.bench import broker, cold_start
+from tests.bench import broker, cold_start, ingest
 
 
 def main() -> None:
@@ -31,6 +32,17 @@ def main() -> None:
     table.add_column("ratio to baseline", justify="right")
     for name, rate, ratio in rates:
         table.add_row(name, f"{rate:.0f}", f"{ratio:.2f}")
+    console.print(table)
+
+    count = int(os.environ.get("REFSYS_BENCH_PRODUCTS", "1000"))
+    with console.status(f"ingesting {count} products..."), tempfile.TemporaryDirectory() as workdir:
+        rows = ingest.run(Path(workdir), count)
+    table = Table(title="Ingestion on the embedded platform (SeaweedFS, local broker, functions)")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_column("ratio to floor", justify="right")
+    for name, value, ratio in rows:
+        table.add_row(name, f"{value:.2f}", f"{ratio:.2f}" if ratio else "")
     console.print(table)
 
 
