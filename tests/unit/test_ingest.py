@@ -126,14 +126,19 @@ def test_a_move_interrupted_by_a_crash_is_resumed(inbox: Inbox, product: Path) -
     events = [notification(inbox, key) for key in keys]
     target = family_bucket(product)
     inbox.store.ensure_bucket(target)
-    # The crash happened after two members had been moved; the manifest moves last, so it is still here.
-    for key in [k for k in keys if not k.endswith("manifest.safe")][:2]:
+    # The crash happened after two members had been moved and a third copied but not yet deleted;
+    # the manifest moves last, so it is still here.
+    members = [k for k in keys if not k.endswith("manifest.safe")]
+    for key in members[:3]:
         inbox.store.copy(inbox.settings.inbox_bucket, key, target, key)
+    for key in members[:2]:
         inbox.store.delete(inbox.settings.inbox_bucket, key)
     replies = [inbox.on_object_created(e) for e in events]
     assert sum(isinstance(r, ProductIngested) for r in replies) == 1
     assert inbox.store.list(inbox.settings.inbox_bucket) == []
     assert len(inbox.store.list(target)) == len(keys)
+    for path, key in product_files(product):  # one good copy of everything
+        assert inbox.store.read(target, key) == path.read_bytes()
 
 
 def test_an_event_for_another_bucket_is_refused(inbox: Inbox) -> None:
