@@ -73,7 +73,35 @@ def _decode(blob: Any) -> Processed:
     return Processed(None if blob is None else from_json(bytes(blob)))
 
 
-class SqliteProcessedEvents:
+class _Table:
+    """Lookups and records in SQL both databases speak; backends differ in connections and placeholders."""
+
+    placeholder = "?"
+    insert = "INSERT INTO processed_events VALUES ({p}, {p}, {p}, {p}, {p}) ON CONFLICT DO NOTHING"
+
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        raise NotImplementedError
+        yield
+
+    def lookup(self, function: str, source: str, event_id: str) -> Processed | None:
+        p = self.placeholder
+        with self._connection() as db:
+            row = db.execute(
+                f"SELECT reply FROM processed_events WHERE function = {p} AND source = {p} AND id = {p}",
+                (function, source, event_id),
+            ).fetchone()
+        return None if row is None else _decode(row[0])
+
+    def record(self, function: str, source: str, event_id: str, reply: CloudEvent | None) -> None:
+        with self._connection() as db:
+            db.execute(
+                self.insert.format(p=self.placeholder),
+                (function, source, event_id, _encode(reply), datetime.now(UTC)),
+            )
+
+
+class SqliteProcessedEvents(_Table):
     def __init__(self, path: str) -> None:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -90,23 +118,10 @@ class SqliteProcessedEvents:
             db.execute("PRAGMA busy_timeout = 30000")
         yield db
 
-    def lookup(self, function: str, source: str, event_id: str) -> Processed | None:
-        with self._connection() as db:
-            row = db.execute(
-                "SELECT reply FROM processed_events WHERE function = ? AND source = ? AND id = ?",
-                (function, source, event_id),
-            ).fetchone()
-        return None if row is None else _decode(row[0])
 
-    def record(self, function: str, source: str, event_id: str, reply: CloudEvent | None) -> None:
-        with self._connection() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO processed_events VALUES (?, ?, ?, ?, ?)",
-                (function, source, event_id, _encode(reply), datetime.now(UTC).isoformat()),
-            )
+class PostgresProcessedEvents(_Table):
+    placeholder = "%s"
 
-
-class PostgresProcessedEvents:
     def __init__(self, url: str) -> None:
         import psycopg  # only processes that use PostgreSQL pay for the driver
 
@@ -122,18 +137,3 @@ class PostgresProcessedEvents:
         if db is None or db.closed:
             db = self._local.db = self._psycopg.connect(self._url, autocommit=True)
         yield db
-
-    def lookup(self, function: str, source: str, event_id: str) -> Processed | None:
-        with self._connection() as db:
-            row = db.execute(
-                "SELECT reply FROM processed_events WHERE function = %s AND source = %s AND id = %s",
-                (function, source, event_id),
-            ).fetchone()
-        return None if row is None else _decode(row[0])
-
-    def record(self, function: str, source: str, event_id: str, reply: CloudEvent | None) -> None:
-        with self._connection() as db:
-            db.execute(
-                "INSERT INTO processed_events VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                (function, source, event_id, _encode(reply), datetime.now(UTC)),
-            )
