@@ -32,6 +32,7 @@ def add_data_dir(parser: argparse.ArgumentParser) -> None:
 def _parser() -> argparse.ArgumentParser:
     from shared.ingestion import cli as ingestion
     from shared.processing import cli as processing
+    from shared.processing import jobs_cli as jobs
     from shared.products import cli as products
 
     parser = argparse.ArgumentParser(prog="refsys", description="Copernicus Reference System on CloudEvents functions")
@@ -55,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
 
     for parser_ in (up, demo, deadletter):
         add_data_dir(parser_)
-    for domain in (products, ingestion, processing):
+    for domain in (products, ingestion, processing, jobs):
         domain.register(commands, add_data_dir)
     return parser
 

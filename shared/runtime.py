@@ -109,6 +109,33 @@ def event_endpoint(
     return view
 
 
+def tick_endpoint(function: str, work: Callable[[], object]) -> Callable[[flask.Request], flask.Response]:
+    """A view for scheduled work: a POST with a CloudEvent (a PingSource tick) or nothing runs ``work``.
+
+    What the work produces goes to K_SINK inside ``work``; a sink that refuses gives 503 (tick again).
+    """
+    from shared.bus.publisher import SinkUnavailable
+
+    def view(request: flask.Request) -> flask.Response:
+        if request.method == "GET" and request.path.rstrip("/") == "/healthz":
+            return flask.jsonify({"status": "ok"})
+        if request.method != "POST":
+            return error_response(405, "MethodNotAllowed", "POST a CloudEvent (e.g. a PingSource tick) to run")
+        if request.get_data():
+            try:
+                parse_http(request.headers, request.get_data())
+            except InvalidEvent as exc:
+                return error_response(400, "InvalidEvent", f"a tick is a CloudEvent or an empty POST: {exc}")
+        try:
+            outcome = work()
+        except SinkUnavailable as exc:
+            return error_response(503, "SinkUnavailable", str(exc))
+        log.info("tick done: %s", outcome, extra={"function": function})
+        return flask.Response(status=202)
+
+    return view
+
+
 def _reply_response(reply: CloudEvent) -> flask.Response:
     headers, body = to_http(reply)
     return flask.Response(body, status=200, headers=headers)

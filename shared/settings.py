@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     # Where a function posts events it produces besides its reply; Knative injects K_SINK.
     sink: str | None = Field(None, validation_alias=AliasChoices("K_SINK", "REFSYS_SINK"))
 
+    # Processing: a folder with processors.yaml and tasktables/ (default: the set shipped in the package).
+    processing_config_dir: str | None = None
+
     log_level: str = "INFO"
 
 

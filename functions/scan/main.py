@@ -4,9 +4,12 @@ no notification announced, and settle products left incomplete too long. Events 
 import flask
 import functions_framework
 
-from shared.ingestion.scan_endpoint import scan_inbox
+from shared.ingestion.scan import run_scan
+from shared.runtime import tick_endpoint
+
+_on_tick = tick_endpoint("scan", run_scan)
 
 
 @functions_framework.http
 def scan(request: flask.Request) -> flask.Response:
-    return scan_inbox(request)
+    return _on_tick(request)

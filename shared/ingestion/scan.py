@@ -80,3 +80,12 @@ class InboxScan:
         if raised or settled:
             log.info("inbox scan: %d objects, %d raised, %d settled", len(objects), raised, settled)
         return ScanReport(len(objects), raised, settled)
+
+
+def run_scan() -> ScanReport:
+    """One scan with this process's ports (the scan function's work)."""
+    from shared import ports
+    from shared.settings import get_settings
+
+    scan = InboxScan(Inbox(ports.object_store(), get_settings()), ports.processed_events(), ports.sink().publish)
+    return scan.run()

@@ -168,7 +168,8 @@ def test_malformed_input_to_any_endpoint_is_a_4xx_with_a_message(platform: Embed
 
 
 def test_the_scan_function_runs_a_scan_on_a_tick(platform: EmbeddedPlatform) -> None:
-    tick = to_http(ping_event(platform.topology.ping_sources()[0], START))
+    (source,) = [s for s in platform.topology.ping_sources() if s.name == "inbox-scan"]
+    tick = to_http(ping_event(source, START))
     scan = platform.endpoints()["functions"]["scan"]  # type: ignore[index]
     assert requests.post(scan, data=tick[1], headers=tick[0], timeout=60).status_code == 202
 

@@ -19,6 +19,7 @@ from events import (
     to_http,
 )
 from events.naming import ROUTING_EXTENSIONS
+from events.processing import JobInput, JobReady
 from events.schemas import SCHEMA_DIR, render
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -60,6 +61,22 @@ EXAMPLES = [
         validity_start=NOW,
         validity_stop=NOW,
         publication_time=NOW,
+    ),
+    JobReady(
+        job_key="s1-l1-iw:" + PRODUCT.name,
+        processor="s1-l1-iw",
+        task_table="IW_RAW__0_SLC__1_GRDH_1.xml",
+        processor_name="IPF",
+        processor_version="003.71",
+        mission="S1",
+        satellite="A",
+        window_start=NOW,
+        window_stop=NOW,
+        timed_out=False,
+        job_order="<Ipf_Job_Order/>",
+        workdir="/data/work",
+        inputs=(JobInput(name=PRODUCT.name, product_type="IW_RAW__0S", bucket="b", key="k/", local_path="in/"),),
+        image="refsys/ipf-simulator:0.1",
     ),
 ]
 

@@ -12,10 +12,12 @@ from tests.conftest import REPO_ROOT
 EVERY_FIVE = PingSource("tick", "refsys", "*/5 * * * *", "UTC", "application/json", '{"a": 1}', Destination(uri="x"))
 
 
-def test_the_inbox_scan_ticks_the_scan_function() -> None:
-    (source,) = load_topology(REPO_ROOT / "knative").ping_sources()
-    assert source.name == "inbox-scan"
-    assert source.sink.ref is not None and source.sink.ref.name == "scan"
+def test_the_inbox_scan_and_the_job_timer_tick_their_functions() -> None:
+    sources = {source.name: source for source in load_topology(REPO_ROOT / "knative").ping_sources()}
+    scan = sources["inbox-scan"]
+    assert scan.sink.ref is not None and scan.sink.ref.name == "scan"
+    timer = sources["prepare-timer"]
+    assert timer.sink.ref is not None and (timer.sink.ref.name, timer.sink.uri) == ("prepare", "/timer")
 
 
 def test_next_tick_follows_the_cron_schedule() -> None:
