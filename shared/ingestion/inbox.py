@@ -13,12 +13,24 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from events import EventData, ObjectCreated, ProductIdentity, ProductIngested, ProductRejected, RejectionReason
 from shared.catalog.model import product_id
-from shared.products import ManifestError, ProductName, UnknownProduct, bucket_for, read_inventory, recognise, root_of
+from shared.products import (
+    ManifestError,
+    ProductName,
+    UnknownProduct,
+    bucket_for,
+    read_inventory,
+    recognise,
+    root_of,
+    verify_product,
+)
+from shared.products.integrity import ZipArchive
 from shared.runtime import Reject
 from shared.settings import Settings
 from shared.storage.objects import ObjectStore, StoredObject
@@ -72,8 +84,29 @@ class Inbox:
         existing = self.store.head(target, key)
         if existing is not None and (existing.size, existing.etag) != (current.size, current.etag):
             return self._conflict(product.name, key, [current])
+        if product.packaging == "ZIP" and (problem := self._zip_problem(product, current)):
+            return self._quarantine(product.name, key, [current], RejectionReason.CHECKSUM_MISMATCH, problem)
         self._move(inbox, current, target)
         return self._ingested(product, target, key, current.size, current.etag, None, arrival)
+
+    def _zip_problem(self, product: ProductName, obj: StoredObject) -> str | None:
+        """A zipped SAFE/SEN3 is verified against the manifest inside it (None: it verifies)."""
+        with tempfile.NamedTemporaryFile(suffix=".zip") as local:
+            self.store.client.download_file(self.settings.inbox_bucket, obj.key, local.name)
+            try:
+                report = verify_product(ZipArchive(Path(local.name)), product)
+            except ManifestError as exc:
+                return str(exc)
+        if report.ok:
+            return None
+        problems = {
+            "missing": report.missing,
+            "extra": report.extra,
+            "wrong size": report.wrong_size,
+            "wrong checksum": report.wrong_checksum,
+        }
+        listed = [f"{what}: {', '.join(paths)}" for what, paths in problems.items() if paths]
+        return f"{obj.key} does not verify against its manifest: " + ("; ".join(listed) or str(report.error))
 
     # -- products delivered as a directory of objects (SAFE, SEN3) -------------------------------
 

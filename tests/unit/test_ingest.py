@@ -2,6 +2,7 @@
 
 import json
 import random
+import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -198,3 +199,31 @@ def test_the_same_name_with_other_content_is_a_conflict_kept_aside(inbox: Inbox,
     assert isinstance(rejected, ProductRejected) and rejected.reason is RejectionReason.CONFLICT
     assert inbox.store.read(family_bucket(product), f"{product.name}/manifest.safe") != manifest.read_bytes()
     assert inbox.store.read(inbox.settings.quarantine_bucket, f"{product.name}/manifest.safe") == manifest.read_bytes()
+
+
+def zipped(product: Path) -> Path:
+    archive = product.with_name(product.name + ".zip")
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path, key in product_files(product):
+            zf.write(path, key)
+    return archive
+
+
+def test_a_zipped_product_that_verifies_is_ingested_as_one_object(inbox: Inbox, product: Path) -> None:
+    archive = zipped(product)
+    (key,) = upload_product(inbox.store, inbox.settings.inbox_bucket, archive)
+    reply = inbox.on_object_created(notification(inbox, key))
+    assert isinstance(reply, ProductIngested)
+    assert reply.content_type == "application/zip"
+    assert inbox.store.head(reply.bucket, key) is not None
+
+
+def test_a_zipped_product_with_a_flipped_byte_is_quarantined_naming_the_file(inbox: Inbox, product: Path) -> None:
+    member = next(p for p in sorted(product.rglob("*.tiff")) if p.is_file())
+    data = bytearray(member.read_bytes())
+    data[-1] ^= 0x01
+    member.write_bytes(bytes(data))
+    (key,) = upload_product(inbox.store, inbox.settings.inbox_bucket, zipped(product))
+    reply = inbox.on_object_created(notification(inbox, key))
+    assert isinstance(reply, ProductRejected) and reply.reason is RejectionReason.CHECKSUM_MISMATCH
+    assert member.name in reply.detail
