@@ -29,6 +29,13 @@ class Settings(BaseSettings):
     # Where a function posts events it produces besides its reply; Knative injects K_SINK.
     sink: str | None = Field(None, validation_alias=AliasChoices("K_SINK", "REFSYS_SINK"))
 
+    # The OData API. Access control: with an issuer set, every request needs a valid bearer token from it.
+    odata_oidc_issuer: str | None = Field(None, description="e.g. https://keycloak.example/realms/refsys; unset: open")
+    odata_oidc_audience: str | None = Field(None, description="the aud claim tokens must carry (client id)")
+    odata_oidc_jwks_url: str | None = Field(None, description="default: jwks_uri of the issuer's discovery document")
+    # The reference's prip-frontend.download-url-expiration-time-in-seconds.
+    odata_download_url_expiry_seconds: int = Field(600, gt=0)
+
     # Processing: a folder with processors.yaml and tasktables/ (default: the set shipped in the package).
     processing_config_dir: str | None = None
 

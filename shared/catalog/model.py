@@ -96,6 +96,9 @@ class CatalogEntry:
     modification_time: datetime
     inbox_time: datetime | None = None
     ingestion_time: datetime | None = None
+    eviction_time: datetime | None = None  # when the stored copy is (to be) removed; None: never
+    online: bool = True  # False once evicted: still listed, no longer downloadable
+    quicklooks: tuple[str, ...] = ()  # object keys of browse images, in the product's bucket
 
     def __post_init__(self) -> None:
         if not self.id or not self.name:
@@ -109,10 +112,12 @@ class CatalogEntry:
             "modification_time",
             "inbox_time",
             "ingestion_time",
+            "eviction_time",
         ):
             value = getattr(self, attr)
             if value is not None:
                 object.__setattr__(self, attr, utc(value, f"{attr} of {self.name}"))
+        object.__setattr__(self, "quicklooks", tuple(self.quicklooks))
         attributes = {name: _normalise_attribute(name, v) for name, v in self.attributes.items()}
         object.__setattr__(self, "attributes", attributes)
         if self.footprint is not None:

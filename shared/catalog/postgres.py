@@ -9,13 +9,14 @@ is replaced and the operation retried once (every operation is idempotent).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow, dict_row
 
+from shared.catalog.filters import Filter, Selection
 from shared.catalog.migrations import COMPONENT, load_migrations
 from shared.catalog.model import (
     CatalogEntry,
@@ -25,6 +26,7 @@ from shared.catalog.model import (
     canonical_json,
     parse_geometry,
 )
+from shared.catalog.sqlfilter import POSTGRESQL, compile_selection
 from shared.catalog.store import CatalogUnavailable, ConnectionPool
 
 log = logging.getLogger(__name__)
@@ -56,7 +58,11 @@ _CONTENT_COLUMNS = (
     "attributes",
     "inbox_time",
     "ingestion_time",
+    "eviction_time",
+    "online",
+    "quicklooks",
 )
+_JSONB = ("footprint", "attributes", "quicklooks")
 _SELECT = (
     "SELECT p.id, "
     + ", ".join(f"p.{c}" for c in _CONTENT_COLUMNS)
@@ -66,7 +72,7 @@ _SELECT = (
 
 def _compared(alias: str, column: str) -> str:
     # jsonb as text: canonical (sorted keys) yet type-exact, where jsonb equality has 1 = 1.0.
-    return f"{alias}.{column}::text" if column in ("footprint", "attributes") else f"{alias}.{column}"
+    return f"{alias}.{column}::text" if column in _JSONB else f"{alias}.{column}"
 
 
 _GEOMETRY = "ST_Force2D(ST_MakeValid(ST_SetSRID(ST_GeomFromGeoJSON(%(footprint)s::text), 4326)))"
@@ -74,9 +80,7 @@ _GEOMETRY = "ST_Force2D(ST_MakeValid(ST_SetSRID(ST_GeomFromGeoJSON(%(footprint)s
 # publication_time is not in the SET list: an existing entry keeps it.
 _UPSERT = f"""
 INSERT INTO products AS p (id, {", ".join(_CONTENT_COLUMNS)}, footprint_geom, publication_time, modification_time)
-VALUES (%(id)s, {
-    ", ".join(f"%({c})s::jsonb" if c in ("footprint", "attributes") else f"%({c})s" for c in _CONTENT_COLUMNS)
-},
+VALUES (%(id)s, {", ".join(f"%({c})s::jsonb" if c in _JSONB else f"%({c})s" for c in _CONTENT_COLUMNS)},
         {_GEOMETRY}, %(publication_time)s, %(modification_time)s)
 ON CONFLICT (id) DO UPDATE SET
     {", ".join(f"{c} = EXCLUDED.{c}" for c in _CONTENT_COLUMNS)},
@@ -111,6 +115,9 @@ def _entry(row: DictRow) -> CatalogEntry:
         modification_time=row["modification_time"],
         inbox_time=row["inbox_time"],
         ingestion_time=row["ingestion_time"],
+        eviction_time=row["eviction_time"],
+        online=row["online"],
+        quicklooks=tuple(row["quicklooks"]),
     )
 
 
@@ -136,6 +143,9 @@ def _params(entry: CatalogEntry) -> dict[str, Any]:
         "attributes": attributes_to_json(entry.attributes),
         "inbox_time": entry.inbox_time,
         "ingestion_time": entry.ingestion_time,
+        "eviction_time": entry.eviction_time,
+        "online": entry.online,
+        "quicklooks": canonical_json(list(entry.quicklooks)),
         "publication_time": entry.publication_time,
         "modification_time": entry.modification_time,
     }
@@ -216,6 +226,24 @@ class PostgresCatalog:
 
         return self._run(write)
 
+    def upsert_many(self, entries: Iterable[CatalogEntry]) -> int:
+        batch = [_params(entry) for entry in entries]
+
+        def write(conn: Connection) -> int:
+            changed = 0
+            try:
+                with conn.transaction(), conn.cursor() as cursor:  # one transaction, one round trip per batch
+                    cursor.executemany(_UPSERT, batch, returning=True)
+                    while True:
+                        changed += cursor.fetchone() is not None
+                        if not cursor.nextset():
+                            break
+            except psycopg.errors.UniqueViolation as exc:
+                raise ValueError(f"cannot catalog a batch of {len(batch)} entries: {exc}") from exc
+            return changed
+
+        return self._run(write) if batch else 0
+
     def get(self, product_id: str) -> CatalogEntry | None:
         return self._first(_SELECT + " WHERE p.id = %s", (product_id,))
 
@@ -232,6 +260,18 @@ class PostgresCatalog:
     def count(self, query: ProductQuery) -> int:
         where, params = _where(query)
         row = self._run(lambda conn: conn.execute("SELECT count(*) AS n FROM products p" + where, params).fetchone())
+        return int(row["n"]) if row is not None else 0
+
+    def find(self, selection: Selection) -> list[CatalogEntry]:
+        compiled = compile_selection(selection, POSTGRESQL)
+        sql = _SELECT + compiled.where + compiled.order_by + " LIMIT %s OFFSET %s"
+        params = (*compiled.params, selection.limit, selection.offset)
+        return [_entry(row) for row in self._run(lambda conn: conn.execute(sql, params).fetchall())]
+
+    def count_where(self, where: Filter | None) -> int:
+        compiled = compile_selection(Selection(where=where), POSTGRESQL)
+        sql = "SELECT count(*) AS n FROM products p" + compiled.count_where
+        row = self._run(lambda conn: conn.execute(sql, compiled.count_params).fetchone())
         return int(row["n"]) if row is not None else 0
 
     def ping(self) -> None:

@@ -21,6 +21,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
+from shared.catalog.filters import Filter, Selection, spatial_test
 from shared.catalog.migrations import COMPONENT, load_migrations
 from shared.catalog.model import (
     CatalogEntry,
@@ -32,6 +33,7 @@ from shared.catalog.model import (
     parse_geometry,
     parse_utc,
 )
+from shared.catalog.sqlfilter import SQLITE, compile_selection
 from shared.catalog.store import CatalogUnavailable, ConnectionPool
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,9 @@ _CONTENT_COLUMNS = (
     "attributes",
     "inbox_time",
     "ingestion_time",
+    "eviction_time",
+    "online",
+    "quicklooks",
 )
 _ALL_COLUMNS = (*_CONTENT_COLUMNS, "publication_time", "modification_time")
 _SELECT = "SELECT " + ", ".join(f"p.{c}" for c in _ALL_COLUMNS) + " FROM products p"
@@ -115,6 +120,9 @@ def _row_values(entry: CatalogEntry) -> dict[str, Any]:
         "attributes": attributes_to_json(entry.attributes),
         "inbox_time": _time(entry.inbox_time),
         "ingestion_time": _time(entry.ingestion_time),
+        "eviction_time": _time(entry.eviction_time),
+        "online": int(entry.online),
+        "quicklooks": canonical_json(list(entry.quicklooks)),
         "publication_time": _time(entry.publication_time),
         "modification_time": _time(entry.modification_time),
     }
@@ -148,6 +156,9 @@ def _entry(row: sqlite3.Row) -> CatalogEntry:
         modification_time=modification_time,
         inbox_time=time("inbox_time"),
         ingestion_time=time("ingestion_time"),
+        eviction_time=time("eviction_time"),
+        online=bool(row["online"]),
+        quicklooks=tuple(json.loads(row["quicklooks"])),
     )
 
 
@@ -227,6 +238,18 @@ class _ExactIntersects:
         return bool(self.geometry.intersects(footprint))
 
 
+def _spatial_udf(relation: str, footprint: str | None, wkt: str) -> int:
+    # Called by SQLite for each candidate row; an exception here would surface as an opaque
+    # OperationalError, so a footprint that cannot be read simply does not match.
+    if footprint is None:
+        return 0
+    try:
+        return int(spatial_test(relation, wkt, footprint))
+    except Exception:
+        log.warning("footprint %.80s could not be tested", footprint, exc_info=True)
+        return 0
+
+
 class SqliteCatalog:
     """CatalogStore on a SQLite file (or memory)."""
 
@@ -251,29 +274,47 @@ class SqliteCatalog:
     # -- CatalogStore --------------------------------------------------------------------------
 
     def upsert(self, entry: CatalogEntry) -> bool:
-        values = _row_values(entry)
-        boxes = _part_boxes(entry.footprint, f"footprint of {entry.name}") if entry.footprint is not None else []
-        content = tuple(values[c] for c in _CONTENT_COLUMNS)
+        return self.upsert_many([entry]) == 1
 
-        def write(conn: sqlite3.Connection) -> bool:
-            with _write_transaction(conn):
-                existing = conn.execute(
-                    f"SELECT pk, {', '.join(_CONTENT_COLUMNS)} FROM products WHERE id = ?", (entry.id,)
-                ).fetchone()
-                if existing is not None and tuple(existing)[1:] == content:
-                    return False
-                try:
-                    if existing is None:
-                        pk = conn.execute(_INSERT, tuple(values[c] for c in _ALL_COLUMNS)).lastrowid
-                    else:
-                        pk = existing["pk"]
-                        conn.execute(_UPDATE, (*content, values["modification_time"], pk))
-                except sqlite3.IntegrityError as exc:
-                    raise ValueError(f"cannot catalog {entry.name} with id {entry.id}: {exc}") from exc
-                self._replace_footprint_parts(conn, pk, boxes)
-                return True
+    def upsert_many(self, entries: Iterable[CatalogEntry]) -> int:
+        prepared = []
+        for entry in entries:
+            values = _row_values(entry)
+            boxes = _part_boxes(entry.footprint, f"footprint of {entry.name}") if entry.footprint is not None else []
+            prepared.append((entry, values, boxes))
+
+        def write(conn: sqlite3.Connection) -> int:
+            changed = 0
+            with _write_transaction(conn):  # one transaction: a bulk load pays one commit
+                for entry, values, boxes in prepared:
+                    changed += self._upsert_one(conn, entry, values, boxes)
+            return changed
 
         return self._run(write)
+
+    def _upsert_one(
+        self,
+        conn: sqlite3.Connection,
+        entry: CatalogEntry,
+        values: dict[str, Any],
+        boxes: list[tuple[float, float, float, float]],
+    ) -> bool:
+        content = tuple(values[c] for c in _CONTENT_COLUMNS)
+        existing = conn.execute(
+            f"SELECT pk, {', '.join(_CONTENT_COLUMNS)} FROM products WHERE id = ?", (entry.id,)
+        ).fetchone()
+        if existing is not None and tuple(existing)[1:] == content:
+            return False
+        try:
+            if existing is None:
+                pk = conn.execute(_INSERT, tuple(values[c] for c in _ALL_COLUMNS)).lastrowid
+            else:
+                pk = existing["pk"]
+                conn.execute(_UPDATE, (*content, values["modification_time"], pk))
+        except sqlite3.IntegrityError as exc:
+            raise ValueError(f"cannot catalog {entry.name} with id {entry.id}: {exc}") from exc
+        self._replace_footprint_parts(conn, pk, boxes)
+        return True
 
     def get(self, product_id: str) -> CatalogEntry | None:
         return self._first(_SELECT + " WHERE p.id = ?", (product_id,))
@@ -305,6 +346,19 @@ class SqliteCatalog:
         sql = "SELECT p.name, p.footprint FROM products p" + where
         return self._run(lambda conn: sum(1 for row in conn.execute(sql, params) if exact(row)))
 
+    def find(self, selection: Selection) -> list[CatalogEntry]:
+        compiled = compile_selection(selection, SQLITE)
+        if selection.limit == 0:
+            return []
+        sql = _SELECT + compiled.where + compiled.order_by + " LIMIT ? OFFSET ?"
+        params = (*compiled.params, selection.limit, selection.offset)
+        return [_entry(row) for row in self._run(lambda conn: conn.execute(sql, params).fetchall())]
+
+    def count_where(self, where: Filter | None) -> int:
+        compiled = compile_selection(Selection(where=where), SQLITE)
+        sql = "SELECT count(*) FROM products p" + compiled.count_where
+        return int(self._run(lambda conn: conn.execute(sql, compiled.count_params).fetchone()[0]))
+
     def ping(self) -> None:
         self._run(lambda conn: conn.execute("SELECT count(*) FROM schema_migrations").fetchone())
 
@@ -323,6 +377,8 @@ class SqliteCatalog:
                 _enable_wal(conn)
                 conn.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; safe with WAL
             conn.execute("PRAGMA foreign_keys = ON")
+            # The exact spatial test of compiled filters (after the R*Tree prefilter).
+            conn.create_function("refsys_spatial", 3, _spatial_udf, deterministic=True)
         except BaseException:
             conn.close()
             raise

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Generic, Protocol, TypeVar
 
+from shared.catalog.filters import Filter, Selection
 from shared.catalog.model import CatalogEntry, ProductQuery
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,10 @@ class CatalogStore(Protocol):
         redelivered event changes nothing). An existing entry keeps its publication_time."""
         ...
 
+    def upsert_many(self, entries: Iterable[CatalogEntry]) -> int:
+        """``upsert`` of each entry in one transaction (all or none); the number inserted or changed."""
+        ...
+
     def get(self, product_id: str) -> CatalogEntry | None: ...
 
     def get_by_name(self, name: str) -> CatalogEntry | None: ...
@@ -36,6 +41,14 @@ class CatalogStore(Protocol):
 
     def count(self, query: ProductQuery) -> int:
         """Number of products matching the query's filters (limit and offset ignored)."""
+        ...
+
+    def find(self, selection: Selection) -> list[CatalogEntry]:
+        """One page of the products matching a compiled query language's filter (see ``filters``)."""
+        ...
+
+    def count_where(self, where: Filter | None) -> int:
+        """Number of products matching ``where`` (all products for None)."""
         ...
 
     def ping(self) -> None:

@@ -33,7 +33,10 @@ KNATIVE_DIR = REPO_ROOT / "knative"
 ENDPOINTS_FILE = "endpoints.json"
 CREDENTIALS_FILE = "s3-credentials.json"
 NOTIFY_SERVICE = "notify"  # the Service that receives the object store's webhook
-QUERY_SERVICES = {"catalog": "/products"}  # HTTP APIs listed in endpoints.json, with their query path
+QUERY_SERVICES = {
+    "catalog": "/products",
+    "odata": "/odata/v1",
+}  # HTTP APIs listed in endpoints.json, with their query path
 
 
 @dataclass

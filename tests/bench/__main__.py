@@ -4,46 +4,50 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from tests.bench import broker, cold_start, ingest
+from tests.bench import broker, catalog, cold_start, ingest, selection
+
+Rows = list[tuple[str, float, float]]
+
+
+def show(console: Console, title: str, unit: str, measure: Callable[[], Rows]) -> None:
+    with console.status(f"{title}..."):
+        rows = measure()
+    table = Table(title=title)
+    table.add_column("measure")
+    table.add_column(unit, justify="right")
+    table.add_column("ratio to baseline", justify="right")
+    for name, value, ratio in rows:
+        table.add_row(name, f"{value:.4g}", f"{ratio:.2f}" if ratio else "")
+    console.print(table)
+
+
+def in_tmp(run: Callable[[Path], Rows]) -> Callable[[], Rows]:
+    def measure() -> Rows:
+        with tempfile.TemporaryDirectory() as workdir:
+            return run(Path(workdir))
+
+    return measure
 
 
 def main() -> None:
     console = Console()
-    with console.status("cold start of each function..."):
-        starts = cold_start.run()
-    table = Table(title="Cold start: process start to first answered request (median of 5)")
-    table.add_column("process")
-    table.add_column("seconds", justify="right")
-    table.add_column("ratio to baseline", justify="right")
-    for name, seconds, ratio in starts:
-        table.add_row(name, f"{seconds:.3f}", f"{ratio:.1f}")
-    console.print(table)
-
-    with console.status("local broker throughput..."), tempfile.TemporaryDirectory() as workdir:
-        rates = broker.run(Path(workdir))
-    table = Table(title="Local broker: 500 events, one Trigger, a subscriber answering 202")
-    table.add_column("path")
-    table.add_column("events/s", justify="right")
-    table.add_column("ratio to baseline", justify="right")
-    for name, rate, ratio in rates:
-        table.add_row(name, f"{rate:.0f}", f"{ratio:.2f}")
-    console.print(table)
-
-    count = int(os.environ.get("REFSYS_BENCH_PRODUCTS", "1000"))
-    with console.status(f"ingesting {count} products..."), tempfile.TemporaryDirectory() as workdir:
-        rows = ingest.run(Path(workdir), count)
-    table = Table(title="Ingestion on the embedded platform (SeaweedFS, local broker, functions)")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    table.add_column("ratio to floor", justify="right")
-    for name, value, ratio in rows:
-        table.add_row(name, f"{value:.2f}", f"{ratio:.2f}" if ratio else "")
-    console.print(table)
+    products = int(os.environ.get("REFSYS_BENCH_PRODUCTS", "1000"))
+    show(console, "Cold start: process start to first answered request (median of 5)", "seconds", cold_start.run)
+    show(console, "Local broker: 500 events, one Trigger, a subscriber answering 202", "events/s", in_tmp(broker.run))
+    show(console, "Selection policies over 100,000 auxiliary entries", "seconds", selection.run_all)
+    show(console, "Catalog OData queries against hand-written SQL", "value", catalog.run)
+    show(
+        console,
+        f"Ingestion of {products} products on the embedded platform",
+        "value",
+        in_tmp(lambda workdir: ingest.run(workdir, products)),
+    )
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """The embedded platform end to end: real SeaweedFS, broker, functions-framework servers and catalog."""
 
+import io
 import json
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -184,3 +186,22 @@ def test_bad_catalog_queries_say_what_is_wrong(platform: EmbeddedPlatform) -> No
         response = requests.get(catalog, params=params, timeout=10)
         assert response.status_code == 400
         assert says in response.json()["error"]["message"]
+
+
+def test_the_odata_api_finds_and_serves_an_ingested_product(platform: EmbeddedPlatform, tmp_path: Path) -> None:
+    product = upload(platform, tmp_path, "IW_GRDH_1S", seed=11)
+    odata = str(platform.endpoints()["odata"])
+    query = {"$filter": f"Name eq '{product.name}' and Collection/Name eq 'SENTINEL-1'", "$count": "true"}
+    answer = wait_for(
+        lambda: requests.get(f"{odata}/Products", params=query, timeout=10).json().get("value"),
+        "the product in the OData API",
+    )
+    (entry,) = answer  # type: ignore[misc]
+    assert entry["Name"] == product.name and entry["Online"] is True
+    download = requests.get(f"{odata}/Products({entry['Id']})/$value", timeout=30)  # follows 307 -> zip stream
+    assert download.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(download.content)) as archive:
+        names = set(archive.namelist())
+    assert f"{product.name}/manifest.safe" in names
+    bad = requests.get(f"{odata}/Products", params={"$filter": "Name eq"}, timeout=10)
+    assert bad.status_code == 400 and bad.json()["error"]["message"]

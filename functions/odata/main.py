@@ -1,0 +1,32 @@
+"""odata: the PRIP OData v4 API of the catalog at /odata/v1 (queries and downloads over HTTP)."""
+
+from functools import lru_cache
+
+import flask
+import functions_framework
+
+from shared import ports
+from shared.catalog.odata.auth import verifier_from_settings
+from shared.catalog.odata.service import ODataService
+from shared.settings import get_settings
+
+
+@lru_cache(maxsize=1)
+def _service() -> ODataService:
+    settings = get_settings()
+    verifier = verifier_from_settings(
+        settings.odata_oidc_issuer, settings.odata_oidc_audience, settings.odata_oidc_jwks_url
+    )
+    return ODataService(
+        ports.catalog,
+        ports.object_store,
+        verifier=verifier,
+        download_expiry_seconds=settings.odata_download_url_expiry_seconds,
+    )
+
+
+@functions_framework.http
+def odata(request: flask.Request) -> flask.Response:
+    if request.method == "GET" and request.path.rstrip("/") == "/healthz":
+        return flask.jsonify({"status": "ok"})
+    return _service().handle(request)

@@ -1,0 +1,183 @@
+"""How a catalog entry looks in OData: the Product JSON, its Attributes and Quicklooks, the service
+document and the CSDL ``$metadata`` (namespace ``OData.CSC``, reference §4.1, CDSE peers §1.2)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from shared.catalog.filters import NEVER_EVICTED
+from shared.catalog.model import CatalogEntry, attribute_value_type, format_utc
+
+PRODUCTION_TYPE = "systematic_production"  # no on-demand production in this system
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else format_utc(value)
+
+
+def footprint_wkt(footprint: dict[str, Any] | None) -> str | None:
+    """The ICD's ``Footprint``: ``geography'SRID=4326;POLYGON ((...))'``."""
+    if footprint is None:
+        return None
+    import shapely.geometry
+
+    return f"geography'SRID=4326;{shapely.geometry.shape(footprint).wkt}'"
+
+
+def product_json(
+    entry: CatalogEntry, *, select: tuple[str, ...] | None = None, expand: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        "Id": entry.id,
+        "Name": entry.name,
+        "ContentType": entry.content_type,
+        "ContentLength": entry.content_length,
+        "OriginDate": _time(entry.inbox_time or entry.publication_time),
+        "PublicationDate": _time(entry.publication_time),
+        "ModificationDate": _time(entry.modification_time),
+        "EvictionDate": _time(entry.eviction_time or NEVER_EVICTED),
+        "Online": entry.online,
+        "ProductionType": PRODUCTION_TYPE,
+        "Checksum": [
+            {
+                "Algorithm": "MD5",
+                "Value": entry.checksum,
+                "ChecksumDate": _time(entry.ingestion_time or entry.publication_time),
+            }
+        ]
+        if entry.checksum
+        else [],
+        "ContentDate": {"Start": _time(entry.validity_start), "End": _time(entry.validity_stop)},
+        "Footprint": footprint_wkt(entry.footprint),
+        "GeoFootprint": entry.footprint,
+    }
+    body: dict[str, Any] = {"@odata.mediaContentType": entry.content_type}
+    if select is None:
+        body.update(properties)
+    else:
+        body["Id"] = entry.id  # always returned, as CDSE does
+        body.update({name: properties[name] for name in select})
+    if "Attributes" in expand:
+        body["Attributes"] = attributes_json(entry)
+    if "Quicklooks" in expand:
+        body["Quicklooks"] = quicklooks_json(entry)
+    return body
+
+
+def attributes_json(entry: CatalogEntry) -> list[dict[str, Any]]:
+    items = []
+    for name in sorted(entry.attributes):
+        value = entry.attributes[name]
+        value_type = attribute_value_type(value)
+        items.append(
+            {
+                "@odata.type": f"#OData.CSC.{value_type}Attribute",
+                "Name": name,
+                "Value": format_utc(value) if isinstance(value, datetime) else value,
+                "ValueType": value_type,
+            }
+        )
+    return items
+
+
+def quicklook_name(key: str) -> str:
+    return key.rstrip("/").rsplit("/", 1)[-1]
+
+
+def quicklooks_json(entry: CatalogEntry) -> list[dict[str, Any]]:
+    return [{"Image": quicklook_name(key)} for key in entry.quicklooks]
+
+
+SERVICE_DOCUMENT = {
+    "@odata.context": "$metadata",
+    "value": [{"name": "Products", "kind": "EntitySet", "url": "Products"}],
+}
+
+_ATTRIBUTE_TYPES = "".join(
+    f'<EntityType Name="{t}Attribute" BaseType="OData.CSC.Attribute">'
+    f'<Property Name="Value" Type="Edm.{edm}"/></EntityType>'
+    for t, edm in (
+        ("String", "String"),
+        ("Integer", "Int64"),
+        ("Double", "Double"),
+        ("DateTimeOffset", "DateTimeOffset"),
+        ("Boolean", "Boolean"),
+    )
+)
+
+METADATA = f"""<?xml version="1.0" encoding="UTF-8"?>
+<edmx:Edmx xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx" Version="4.0">
+<edmx:DataServices>
+<Schema xmlns="http://docs.oasis-open.org/odata/ns/edm" Namespace="OData.CSC">
+<EnumType Name="ProductionType">
+<Member Name="systematic_production" Value="0"/><Member Name="on_demand_default" Value="1"/>
+<Member Name="on_demand_non_default" Value="2"/>
+</EnumType>
+<ComplexType Name="TimeRange">
+<Property Name="Start" Type="Edm.DateTimeOffset" Precision="6"/>
+<Property Name="End" Type="Edm.DateTimeOffset" Precision="6"/>
+</ComplexType>
+<ComplexType Name="Checksum">
+<Property Name="Algorithm" Type="Edm.String"/><Property Name="Value" Type="Edm.String"/>
+<Property Name="ChecksumDate" Type="Edm.DateTimeOffset" Precision="6"/>
+</ComplexType>
+<ComplexType Name="Property">
+<Property Name="Name" Type="Edm.String"/><Property Name="Value" Type="Edm.String"/>
+</ComplexType>
+<EntityType Name="Product" HasStream="true">
+<Key><PropertyRef Name="Id"/></Key>
+<Property Name="Id" Type="Edm.Guid" Nullable="false"/>
+<Property Name="Name" Type="Edm.String" Nullable="false"/>
+<Property Name="ContentType" Type="Edm.String"/>
+<Property Name="ContentLength" Type="Edm.Int64"/>
+<Property Name="OriginDate" Type="Edm.DateTimeOffset" Precision="6"/>
+<Property Name="PublicationDate" Type="Edm.DateTimeOffset" Precision="6"/>
+<Property Name="ModificationDate" Type="Edm.DateTimeOffset" Precision="6"/>
+<Property Name="EvictionDate" Type="Edm.DateTimeOffset" Precision="6"/>
+<Property Name="Online" Type="Edm.Boolean"/>
+<Property Name="ProductionType" Type="OData.CSC.ProductionType"/>
+<Property Name="Checksum" Type="Collection(OData.CSC.Checksum)"/>
+<Property Name="ContentDate" Type="OData.CSC.TimeRange"/>
+<Property Name="Footprint" Type="Edm.Geography" SRID="4326"/>
+<Property Name="GeoFootprint" Type="Edm.Geography" SRID="4326"/>
+<NavigationProperty Name="Attributes" Type="Collection(OData.CSC.Attribute)"/>
+<NavigationProperty Name="Quicklooks" Type="Collection(OData.CSC.Quicklook)"/>
+</EntityType>
+<EntityType Name="Attribute" Abstract="true">
+<Key><PropertyRef Name="Name"/></Key>
+<Property Name="Name" Type="Edm.String" Nullable="false"/><Property Name="ValueType" Type="Edm.String"/>
+</EntityType>
+{_ATTRIBUTE_TYPES}
+<EntityType Name="Quicklook" HasStream="true">
+<Key><PropertyRef Name="Image"/></Key><Property Name="Image" Type="Edm.String" Nullable="false"/>
+</EntityType>
+<Function Name="Intersects" IsBound="false">
+<Parameter Name="geo_property" Type="Edm.Geography"/><Parameter Name="geo_shape" Type="Edm.Geography"/>
+<ReturnType Type="Edm.Boolean"/>
+</Function>
+<Function Name="Within" IsBound="false">
+<Parameter Name="geo_property" Type="Edm.Geography"/><Parameter Name="geo_shape" Type="Edm.Geography"/>
+<ReturnType Type="Edm.Boolean"/>
+</Function>
+<Function Name="Disjoints" IsBound="false">
+<Parameter Name="geo_property" Type="Edm.Geography"/><Parameter Name="geo_shape" Type="Edm.Geography"/>
+<ReturnType Type="Edm.Boolean"/>
+</Function>
+<Action Name="FilterList" IsBound="true">
+<Parameter Name="Products" Type="Collection(OData.CSC.Product)"/>
+<Parameter Name="FilterProducts" Type="Collection(OData.CSC.Property)"/>
+<ReturnType Type="Collection(OData.CSC.Product)"/>
+</Action>
+<EntityContainer Name="PRIPData">
+<EntitySet Name="Products" EntityType="OData.CSC.Product">
+<NavigationPropertyBinding Path="Attributes" Target="Attributes"/>
+<NavigationPropertyBinding Path="Quicklooks" Target="Quicklooks"/>
+</EntitySet>
+<EntitySet Name="Attributes" EntityType="OData.CSC.Attribute" IncludeInServiceDocument="false"/>
+<EntitySet Name="Quicklooks" EntityType="OData.CSC.Quicklook" IncludeInServiceDocument="false"/>
+</EntityContainer>
+</Schema>
+</edmx:DataServices>
+</edmx:Edmx>
+"""

@@ -1,0 +1,188 @@
+"""The PRIP OData v4 service at ``/odata/v1`` (reference production-common §4.2).
+
+``GET  /odata/v1``                                   service document
+``GET  /odata/v1/$metadata``                         CSDL (namespace OData.CSC)
+``GET  /odata/v1/Products``                          query options: see ``options.py``
+``GET  /odata/v1/Products/$count``                   the number of matching products, as text
+``POST /odata/v1/Products/OData.CSC.FilterList``     {"FilterProducts": [{"Name": ...}, ...]}
+``GET  /odata/v1/Products(<Id>)``                    one product ($expand, $select)
+``GET  /odata/v1/Products(<Id>)/Attributes``         its typed attributes
+``GET  /odata/v1/Products(<Id>)/Quicklooks``         its quicklooks; ``Quicklooks('<Image>')/$value``
+``GET  /odata/v1/Products(<Id>)/$value``             download: 307 to a presigned URL, or a streamed zip
+
+Errors: ``{"error": {"code", "message"}}`` — 400 bad filter or option (saying where), 401 no valid
+token (when an issuer is configured), 404 unknown product, 410 offline, 503 catalog down.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import flask
+
+from shared.catalog.filters import Selection, sort_value, total_order
+from shared.catalog.model import CatalogEntry, ProductQuery
+from shared.catalog.odata import download
+from shared.catalog.odata.auth import TokenVerifier
+from shared.catalog.odata.entities import METADATA, SERVICE_DOCUMENT, attributes_json, product_json, quicklooks_json
+from shared.catalog.odata.errors import BadOption, MethodNotAllowed, NotFound, ODataError
+from shared.catalog.odata.options import MAX_TOP, ProductsQuery, encode_skiptoken, parse_options
+from shared.catalog.store import CatalogStore, CatalogUnavailable
+from shared.runtime import error_response
+
+log = logging.getLogger(__name__)
+
+BASE_PATH = "/odata/v1"
+MAX_FILTER_LIST = 1000
+# Products(<guid>) or Products('<guid>'), then an optional navigation.
+_ENTITY = re.compile(r"^/Products\((?:'([^']*)'|([^()']*))\)(/.*)?$")
+_QUICKLOOK = re.compile(r"^/Quicklooks\('((?:[^']|'')*)'\)(/\$value)?$")
+
+
+class ODataService:
+    def __init__(
+        self,
+        catalog: Callable[[], CatalogStore],
+        objects: Callable[[], Any],
+        *,
+        verifier: TokenVerifier | None = None,
+        download_expiry_seconds: int = 600,
+    ) -> None:
+        # Ports are callables: the object store (boto3, ~300 ms) is created only for a download.
+        self._catalog = catalog
+        self._objects = objects
+        self._verifier = verifier
+        self._expiry = download_expiry_seconds
+
+    def handle(self, request: flask.Request) -> flask.Response:
+        try:
+            if self._verifier is not None:
+                self._verifier.verify(request.headers.get("Authorization"))
+            return self._route(request)
+        except ODataError as exc:
+            response = error_response(exc.status, exc.code, exc.message)
+            if exc.status == 401:
+                response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+            return response
+        except CatalogUnavailable as exc:
+            response = error_response(503, "CatalogUnavailable", f"the catalog database is unavailable: {exc}")
+            response.headers["Retry-After"] = "5"
+            return response
+
+    # -- routing ------------------------------------------------------------------------------
+
+    def _route(self, request: flask.Request) -> flask.Response:
+        path = request.path
+        if not path.startswith(BASE_PATH):
+            raise NotFound(f"no resource {path!r}; the OData service is at {BASE_PATH}")
+        path = path[len(BASE_PATH) :].rstrip("/")
+        if path == "/Products/OData.CSC.FilterList":
+            if request.method != "POST":
+                raise MethodNotAllowed('POST {"FilterProducts": [{"Name": ...}]} to OData.CSC.FilterList')
+            return self._filter_list(request)
+        if request.method not in ("GET", "HEAD"):
+            raise MethodNotAllowed(f"{request.method} is not supported here; the catalog is read-only")
+        args = request.args.to_dict(flat=True)
+        if path == "":
+            return flask.jsonify(SERVICE_DOCUMENT)
+        if path == "/$metadata":
+            return flask.Response(METADATA, mimetype="application/xml")
+        if path == "/Products":
+            return self._products(request, parse_options(args))
+        if path == "/Products/$count":
+            query = parse_options(args)
+            return flask.Response(str(self._catalog().count_where(query.where)), mimetype="text/plain")
+        match = _ENTITY.match(path)
+        if match is None:
+            raise NotFound(f"no resource {request.path!r}; see {BASE_PATH}/$metadata")
+        entry = self._entry(match[1] if match[1] is not None else match[2])
+        return self._navigate(entry, match[3] or "", args)
+
+    def _entry(self, key: str) -> CatalogEntry:
+        entry = self._catalog().get(key.strip())
+        if entry is None:
+            raise NotFound(f"no product with Id {key!r}")
+        return entry
+
+    def _navigate(self, entry: CatalogEntry, rest: str, args: dict[str, str]) -> flask.Response:
+        context = f"$metadata#Products({entry.id})"
+        if rest == "":
+            options = parse_options(args, collection=False)
+            body = {"@odata.context": "$metadata#Products/$entity"}
+            body.update(product_json(entry, select=options.select, expand=options.expand))
+            return flask.jsonify(body)
+        if rest == "/$value":
+            return download.product_value(entry, self._objects(), self._expiry)
+        if rest == "/Attributes":
+            return flask.jsonify({"@odata.context": f"{context}/Attributes", "value": attributes_json(entry)})
+        if rest == "/Quicklooks":
+            return flask.jsonify({"@odata.context": f"{context}/Quicklooks", "value": quicklooks_json(entry)})
+        quicklook = _QUICKLOOK.match(rest)
+        if quicklook is not None:
+            image = quicklook[1].replace("''", "'")
+            if quicklook[2]:
+                return download.quicklook_value(entry, image, self._objects(), self._expiry)
+            if image not in {item["Image"] for item in quicklooks_json(entry)}:
+                raise NotFound(f"product {entry.name} has no quicklook {image!r}")
+            return flask.jsonify({"@odata.context": f"{context}/Quicklooks/$entity", "Image": image})
+        raise NotFound(f"no resource {rest!r} of a product; see {BASE_PATH}/$metadata")
+
+    # -- collections --------------------------------------------------------------------------
+
+    def _products(self, request: flask.Request, query: ProductsQuery) -> flask.Response:
+        catalog = self._catalog()
+        selection = Selection(
+            where=query.where,
+            order=query.order,
+            limit=query.top + 1,  # one more tells whether a next page exists
+            offset=0 if query.after is not None else query.skip,
+            after=query.after,
+        )
+        entries = catalog.find(selection) if query.top > 0 else []
+        more = len(entries) > query.top
+        entries = entries[: query.top]
+        body: dict[str, Any] = {"@odata.context": _context(query.expand)}
+        if query.count:
+            body["@odata.count"] = catalog.count_where(query.where)
+        body["value"] = [product_json(e, select=query.select, expand=query.expand) for e in entries]
+        if more:
+            last = entries[-1]
+            values = tuple(sort_value(last, key.prop) for key in total_order(query.order))
+            body["@odata.nextLink"] = _next_link(request, encode_skiptoken(query.order, values))
+        return flask.jsonify(body)
+
+    def _filter_list(self, request: flask.Request) -> flask.Response:
+        payload = request.get_json(silent=True)
+        items = payload.get("FilterProducts") if isinstance(payload, dict) else None
+        if not isinstance(items, list) or not all(
+            isinstance(i, dict) and isinstance(i.get("Name"), str) for i in items
+        ):
+            raise BadOption('FilterList takes {"FilterProducts": [{"Name": "<product name>"}, ...]}')
+        if len(items) > MAX_FILTER_LIST:
+            raise BadOption(f"FilterList takes at most {MAX_FILTER_LIST} names; got {len(items)}")
+        options = parse_options(request.args.to_dict(flat=True), collection=False)
+        names = list(dict.fromkeys(item["Name"] for item in items))
+        entries = self._catalog().search(ProductQuery(names=names, limit=max(len(names), 1))) if names else []
+        by_name = {e.name: e for e in entries}
+        # In the order asked; unknown names are simply absent (as CDSE does).
+        value = [product_json(by_name[n], select=options.select, expand=options.expand) for n in names if n in by_name]
+        return flask.jsonify({"@odata.context": _context(options.expand), "value": value})
+
+
+def _context(expand: tuple[str, ...]) -> str:
+    if not expand:
+        return "$metadata#Products"
+    return "$metadata#Products(" + ",".join(f"{e}()" for e in expand) + ")"
+
+
+def _next_link(request: flask.Request, token: str) -> str:
+    kept = [(k, v) for k, v in request.args.items(multi=True) if k not in ("$skip", "$skiptoken")]
+    kept.append(("$skiptoken", token))
+    return request.base_url + "?" + urlencode(kept, quote_via=quote, safe="$/(),:'")
+
+
+__all__ = ["BASE_PATH", "MAX_TOP", "ODataService"]

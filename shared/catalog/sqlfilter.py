@@ -1,0 +1,310 @@
+"""Compile a ``shared.catalog.filters`` Selection to parameterised SQL for SQLite or PostgreSQL.
+
+Every piece of SQL text comes from the fixed fragments below; user values (strings, numbers,
+times, geometries, attribute names) only ever travel as parameters. The statement's *shape*
+depends on the filter's structure (how many terms, which properties), never on user text.
+
+Semantics are those of ``filters.matches``: a predicate on a missing value is false, and NOT is
+compiled as ``NOT COALESCE(x, FALSE)`` so SQL's NULL never turns a negation into "unknown".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from shared.catalog.filters import (
+    NEVER_EVICTED,
+    And,
+    AttributeMatch,
+    Compare,
+    Const,
+    Filter,
+    In,
+    Not,
+    Or,
+    Prop,
+    Selection,
+    Spatial,
+    TextMatch,
+    literal_kind,
+    mission_of_collection,
+    total_order,
+)
+from shared.catalog.model import format_utc
+
+_SQL_OPS = {"eq": "=", "ne": "<>", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+
+# Fixed-width UTC text in SQLite (text order is time order), timestamptz in PostgreSQL.
+_SQLITE_COLUMNS = {
+    Prop.ID: "p.id",
+    Prop.NAME: "p.name",
+    Prop.CONTENT_TYPE: "p.content_type",
+    Prop.CONTENT_LENGTH: "p.content_length",
+    Prop.PUBLICATION: "p.publication_time",
+    Prop.MODIFICATION: "p.modification_time",
+    Prop.ORIGIN: "COALESCE(p.inbox_time, p.publication_time)",
+    Prop.EVICTION: f"COALESCE(p.eviction_time, '{format_utc(NEVER_EVICTED)}')",
+    Prop.START: "p.validity_start",
+    Prop.END: "p.validity_stop",
+    Prop.ONLINE: "p.online",
+    Prop.COLLECTION: "('SENTINEL-' || substr(p.mission, 2))",
+}
+_POSTGRES_COLUMNS = {
+    **_SQLITE_COLUMNS,
+    Prop.EVICTION: f"COALESCE(p.eviction_time, '{NEVER_EVICTED.isoformat()}'::timestamptz)",
+    Prop.COLLECTION: "('SENTINEL-' || substr(p.mission, 2))",
+}
+# Text compared in byte (code point) order on both backends, like Python's str order.
+_POSTGRES_TEXT = {Prop.ID, Prop.NAME, Prop.CONTENT_TYPE, Prop.COLLECTION}
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str  # "sqlite" | "postgresql"
+    placeholder: str
+
+    @property
+    def sqlite(self) -> bool:
+        return self.name == "sqlite"
+
+
+SQLITE = Dialect("sqlite", "?")
+POSTGRESQL = Dialect("postgresql", "%s")
+
+Fragment = tuple[str, list[Any]]
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class _Compiler:
+    def __init__(self, dialect: Dialect) -> None:
+        self.d = dialect
+        self.ph = dialect.placeholder
+        self.false = "0" if dialect.sqlite else "FALSE"
+        self.true = "1" if dialect.sqlite else "TRUE"
+
+    # -- values -------------------------------------------------------------------------------
+
+    def value(self, value: Any) -> Any:
+        if isinstance(value, datetime):
+            return format_utc(value) if self.d.sqlite else value
+        if isinstance(value, bool) and self.d.sqlite:
+            return int(value)
+        return value
+
+    def column(self, prop: Prop) -> str:
+        columns = _SQLITE_COLUMNS if self.d.sqlite else _POSTGRES_COLUMNS
+        return columns[prop]
+
+    def text_column(self, prop: Prop) -> str:
+        column = self.column(prop)
+        return column if self.d.sqlite or prop is Prop.NAME else f'({column} COLLATE "C")'
+
+    # -- filters ------------------------------------------------------------------------------
+
+    def filter(self, node: Filter, attribute: str | None = None) -> Fragment:
+        if isinstance(node, Const):
+            return (self.true if node.value else self.false), []
+        if isinstance(node, And | Or):
+            if not node.items:
+                return (self.true if isinstance(node, And) else self.false), []
+            parts = [self.filter(item, attribute) for item in node.items]
+            joiner = " AND " if isinstance(node, And) else " OR "
+            return "(" + joiner.join(sql for sql, _ in parts) + ")", [p for _, params in parts for p in params]
+        if isinstance(node, Not):
+            sql, params = self.filter(node.item, attribute)
+            return f"(NOT COALESCE({sql}, {self.false}))", params
+        if isinstance(node, AttributeMatch):
+            return self.attribute_match(node)
+        if isinstance(node, Spatial):
+            return self.spatial(node)
+        if node.prop is Prop.PRODUCTION_TYPE:
+            return self.constant_leaf(node)
+        if node.prop is Prop.ATTRIBUTE_VALUE:
+            assert attribute is not None, "attribute values only inside an attribute lambda"
+            return self.attribute_leaf(node, attribute)
+        if isinstance(node, Compare):
+            return self.compare(node)
+        if isinstance(node, In):
+            return self.in_(node)
+        return self.text_match(self.column(node.prop), node.function, node.text)
+
+    def constant_leaf(self, node: Compare | In | TextMatch) -> Fragment:
+        from shared.catalog.filters import _compare, _text_match
+
+        constant = "systematic_production"
+        if isinstance(node, Compare):
+            result = node.value is not None and _compare(constant, node.op, node.value)
+        elif isinstance(node, In):
+            result = constant in node.values
+        else:
+            result = _text_match(node.function, constant, node.text)
+        return (self.true if result else self.false), []
+
+    def compare(self, node: Compare) -> Fragment:
+        if node.value is None:
+            return f"({self.column(node.prop)} IS {'' if node.op == 'eq' else 'NOT '}NULL)", []
+        if node.prop is Prop.COLLECTION and node.op in ("eq", "ne"):
+            mission = mission_of_collection(str(node.value))
+            if mission is None:
+                return (self.false if node.op == "eq" else self.true), []
+            return f"(p.mission {_SQL_OPS[node.op]} {self.ph})", [mission]
+        column = self.text_column(node.prop) if node.prop in _POSTGRES_TEXT else self.column(node.prop)
+        return f"({column} {_SQL_OPS[node.op]} {self.ph})", [self.value(node.value)]
+
+    def in_(self, node: In) -> Fragment:
+        if node.prop is Prop.COLLECTION:
+            missions = sorted({m for m in (mission_of_collection(str(v)) for v in node.values) if m is not None})
+            values: list[Any] = list(missions)
+            column = "p.mission"
+        else:
+            values = [self.value(v) for v in node.values if v is not None]
+            column = self.column(node.prop)
+        if not values:
+            return self.false, []
+        return f"({column} IN ({', '.join(self.ph for _ in values)}))", values
+
+    def text_match(self, column: str, function: str, text: str) -> Fragment:
+        if function == "contains":  # no wildcards at all: nothing to escape
+            return f"({'instr' if self.d.sqlite else 'strpos'}({column}, {self.ph}) > 0)", [text]
+        if self.d.sqlite:  # GLOB is case-sensitive (LIKE is not, in SQLite) and can use the name index
+            pattern = _glob_escape(text) + "*" if function == "startswith" else "*" + _glob_escape(text)
+            return f"({column} GLOB {self.ph})", [pattern]
+        pattern = _like_escape(text) + "%" if function == "startswith" else "%" + _like_escape(text)
+        return f"({column} LIKE {self.ph})", [pattern]
+
+    # -- attributes: {"name": {"type": "String", "value": ...}} in p.attributes ---------------
+
+    def attribute_key(self, name: str) -> str:
+        """The parameter selecting attribute ``name``: a quoted JSON path for SQLite (a bare label
+        would be parsed as a path when it holds "." or "["); parsers refuse names with quotes."""
+        if '"' in name or "\\" in name:
+            raise ValueError(f"attribute name {name!r} holds a quote or backslash")
+        return f'$."{name}"' if self.d.sqlite else name
+
+    def attribute_part(self, part: str) -> str:
+        if self.d.sqlite:
+            return f"((p.attributes -> {self.ph}) ->> '{part}')"
+        return f"(p.attributes -> {self.ph} ->> '{part}')"
+
+    def attribute_match(self, node: AttributeMatch) -> Fragment:
+        sql, params = self.filter(node.condition, node.name)
+        exists = f"((p.attributes -> {self.ph}) IS NOT NULL)" if self.d.sqlite else f"(p.attributes ? {self.ph})"
+        return f"({exists} AND {sql})", [self.attribute_key(node.name), *params]
+
+    def typed_value(self, kind: str, name: str) -> Fragment:
+        """The attribute's value when its type fits ``kind`` (else NULL), comparable with the literal."""
+        types = {
+            "Number": "('Integer', 'Double')",
+            "String": "('String')",
+            "DateTimeOffset": "('DateTimeOffset')",
+            "Boolean": "('Boolean')",
+            "Null": "('String', 'Integer', 'Double', 'DateTimeOffset', 'Boolean')",
+        }[kind]
+        value = self.attribute_part("value")
+        if not self.d.sqlite:
+            # CASE evaluates the cast only when the type fits (AND has no order in SQL).
+            value += {"Number": "::numeric", "Boolean": "::boolean", "Null": ""}.get(kind, ' COLLATE "C"')
+        key = self.attribute_key(name)
+        return f"(CASE WHEN {self.attribute_part('type')} IN {types} THEN {value} END)", [key, key]
+
+    def attribute_leaf(self, node: Compare | In | TextMatch, name: str) -> Fragment:
+        if isinstance(node, In):
+            return self.filter(Or(tuple(Compare(node.prop, "eq", v) for v in node.values if v is not None)), name)
+        if isinstance(node, TextMatch):
+            value, params = self.typed_value("String", name)
+            sql, more = self.text_match(value, node.function, node.text)
+            return sql, [*params, *more]
+        value, params = self.typed_value(literal_kind(node.value), name)
+        if node.value is None:
+            return f"({value} IS {'' if node.op == 'eq' else 'NOT '}NULL)", params
+        # Attribute times are stored as fixed-width UTC text on both backends: compared as text.
+        literal = format_utc(node.value) if isinstance(node.value, datetime) else self.value(node.value)
+        return f"({value} {_SQL_OPS[node.op]} {self.ph})", [*params, literal]
+
+    # -- space --------------------------------------------------------------------------------
+
+    def spatial(self, node: Spatial) -> Fragment:
+        if not self.d.sqlite:
+            function = {"intersects": "ST_Intersects", "within": "ST_Within", "disjoint": "ST_Disjoint"}[node.relation]
+            # The scalar subquery is evaluated once (an InitPlan) and the GiST index still applies.
+            return f"{function}(p.footprint_geom, (SELECT ST_GeomFromText({self.ph}, 4326)))", [node.wkt]
+        exact = "(p.footprint IS NOT NULL AND refsys_spatial(?, p.footprint, ?))"
+        params: list[Any] = [node.relation, node.wkt]
+        if node.relation == "disjoint" or not node.bounds:
+            return exact, params
+        # R*Tree prefilter: footprints whose part boxes meet a box of the geometry's parts.
+        boxes = " UNION ".join(
+            "SELECT fp.product_pk FROM footprint_index r JOIN footprint_parts fp ON fp.part = r.part"
+            " WHERE r.max_lon >= ? AND r.min_lon <= ? AND r.max_lat >= ? AND r.min_lat <= ?"
+            for _ in node.bounds
+        )
+        box_params = [
+            v for min_lon, max_lon, min_lat, max_lat in node.bounds for v in (min_lon, max_lon, min_lat, max_lat)
+        ]
+        return f"(p.pk IN ({boxes}) AND {exact})", [*box_params, *params]
+
+    # -- order and keyset ---------------------------------------------------------------------
+
+    def sort_expression(self, prop: Prop) -> str:
+        if prop in (Prop.START, Prop.END):  # missing times sort last, as filters.sort_value says
+            never = self.value(NEVER_EVICTED)
+            literal = f"'{never}'" if self.d.sqlite else f"'{NEVER_EVICTED.isoformat()}'::timestamptz"
+            return f"COALESCE({self.column(prop)}, {literal})"
+        if prop in _POSTGRES_TEXT:
+            return self.text_column(prop)
+        return self.column(prop)
+
+
+@dataclass(frozen=True)
+class CompiledSelection:
+    where: str  # " WHERE ..." or ""
+    params: list[Any]
+    order_by: str  # " ORDER BY ..."
+    count_where: str  # WHERE without the keyset condition, for $count
+    count_params: list[Any]
+
+
+def compile_selection(selection: Selection, dialect: Dialect) -> CompiledSelection:
+    compiler = _Compiler(dialect)
+    clauses: list[str] = []
+    params: list[Any] = []
+    if selection.where is not None:
+        sql, params = compiler.filter(selection.where)
+        clauses.append(sql)
+    count_where = " WHERE " + clauses[0] if clauses else ""
+    count_params = list(params)
+    order = total_order(selection.order)
+    expressions = [compiler.sort_expression(key.prop) for key in order]
+    if selection.after is not None:
+        if len(selection.after) != len(order):
+            raise ValueError(f"keyset has {len(selection.after)} values for {len(order)} sort keys")
+        values = [compiler.value(v) for v in selection.after]
+        if len({key.descending for key in order}) == 1:
+            # One direction: a row-value comparison, which an index on the keys can serve.
+            op = "<" if order[0].descending else ">"
+            placeholders = ", ".join(compiler.ph for _ in values)
+            clauses.append(f"(({', '.join(expressions)}) {op} ({placeholders}))")
+            params = [*params, *values]
+        else:
+            alternatives = []
+            for i, key in enumerate(order):
+                equal = [f"{expressions[j]} = {compiler.ph}" for j in range(i)]
+                beyond = f"{expressions[i]} {'<' if key.descending else '>'} {compiler.ph}"
+                alternatives.append("(" + " AND ".join([*equal, beyond]) + ")")
+                params = [*params, *values[:i], values[i]]
+            clauses.append("(" + " OR ".join(alternatives) + ")")
+    where = " WHERE " + " AND ".join(clauses) if clauses else ""
+    order_by = " ORDER BY " + ", ".join(
+        f"{expression} {'DESC' if key.descending else 'ASC'}"
+        for expression, key in zip(expressions, order, strict=True)
+    )
+    return CompiledSelection(where, params, order_by, count_where, count_params)
