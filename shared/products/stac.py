@@ -106,6 +106,17 @@ def to_stac_item(
         "assets": assets or {},
     }
     if metadata.footprint is not None:
-        minx, miny, maxx, maxy = shape(metadata.footprint).bounds
-        item["bbox"] = [minx, miny, maxx, maxy]
+        item["bbox"] = stac_bbox(metadata.footprint)
     return item
+
+
+def stac_bbox(footprint: dict[str, Any]) -> list[float]:
+    """The bbox STAC asks for: across the antimeridian west is greater than east, not a globe-wide box."""
+    geometry = shape(footprint)
+    minx, miny, maxx, maxy = geometry.bounds
+    parts = list(getattr(geometry, "geoms", [geometry]))
+    eastern = [p.bounds for p in parts if p.bounds[2] >= 180.0]
+    western = [p.bounds for p in parts if p.bounds[0] <= -180.0]
+    if eastern and western and len(eastern) + len(western) == len(parts):
+        return [min(b[0] for b in eastern), miny, max(b[2] for b in western), maxy]
+    return [minx, miny, maxx, maxy]

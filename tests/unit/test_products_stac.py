@@ -79,3 +79,18 @@ def test_sample_items_validate_with_their_extensions(
     if "sar" in extensions:
         assert item["properties"]["sar:polarizations"] == ["VV", "VH"]
         assert item["properties"]["sar:instrument_mode"] == "IW"
+
+
+def test_an_item_across_the_antimeridian_has_a_bbox_with_west_greater_than_east() -> None:
+    from shared.products.stac import stac_bbox
+
+    split = {
+        "type": "MultiPolygon",
+        "coordinates": [
+            [[[179.0, -10.0], [180.0, -10.0], [180.0, -9.0], [179.0, -9.0], [179.0, -10.0]]],
+            [[[-180.0, -10.0], [-179.5, -10.0], [-179.5, -9.0], [-180.0, -9.0], [-180.0, -10.0]]],
+        ],
+    }
+    assert stac_bbox(split) == [179.0, -10.0, -179.5, -9.0]
+    polygon = {"type": "Polygon", "coordinates": [[[1.0, 2.0], [3.0, 2.0], [3.0, 4.0], [1.0, 2.0]]]}
+    assert stac_bbox(polygon) == [1.0, 2.0, 3.0, 4.0]
