@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.processing.tasktable import TaskTable, load_task_table
 
@@ -25,7 +25,9 @@ TASK_TABLES_DIR = "tasktables"
 class TriggerRule(StrEnum):
     SESSION = "session"  # S1 AIOP / S3 ACQ: an EDRS session, complete when both channels are
     SLICE = "slice"  # S1 L1/L2: one job per L0 slice
-    COVERAGE = "coverage"  # S3: one job per main product, complete when its type covers the window
+    COVERAGE = "coverage"  # S3: one job per main product, complete when the covering types cover its window
+    SEGMENT = "segment"  # S1 L0ASP: one job per datatake, complete when each polarisation's segments chain
+    DATASTRIP = "datastrip"  # S2 L1: one job per L0 datastrip, complete when its granules cover it
 
 
 class ProcessorSettings(BaseModel):
@@ -43,11 +45,22 @@ class ProcessorSettings(BaseModel):
     timeout_s: float = Field(ge=0)
     minimal_wait_s: float = Field(0, ge=0)
     optional_wait_s: float = Field(0, ge=0)
-    gap_tolerance_s: float = Field(0, ge=0, description="coverage: largest gap accepted between products")
+    gap_tolerance_s: float = Field(0, ge=0, description="coverage, datastrip: largest gap accepted")
+    coverage_types: tuple[str, ...] = Field(
+        (), description="coverage: catalog types that must cover the window (default: the main types)"
+    )
+    detectors: int = Field(0, ge=0, description="datastrip: detectors whose granules must each cover it")
+    granule_duration_s: float = Field(0, ge=0, description="datastrip: sensing time one granule spans")
     processing_station: str = "WILE"
     image: str
     resources: dict[str, str] = Field(default_factory=dict)
     parameters: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _datastrip_types(self) -> ProcessorSettings:
+        if self.trigger is TriggerRule.DATASTRIP and len(self.main_types) != 2:
+            raise ValueError("a datastrip processor names two main types: the datastrip's, then the granules'")
+        return self
 
 
 class _ProcessorsFile(BaseModel):
@@ -73,7 +86,12 @@ class Processor:
 
     def consumed_types(self) -> frozenset[str]:
         """Catalog product types whose arrival can create or complete one of this processor's jobs."""
-        return frozenset(self.settings.main_types) | {self.catalog_type(t) for t in self.table.file_types()}
+        s = self.settings
+        return frozenset((*s.main_types, *s.coverage_types)) | {self.catalog_type(t) for t in self.table.file_types()}
+
+    @property
+    def covering_types(self) -> tuple[str, ...]:
+        return self.settings.coverage_types or self.settings.main_types
 
 
 @dataclass(frozen=True)

@@ -95,8 +95,10 @@ def select_inputs_with(
     table: TaskTable, lookup: Lookup, start: datetime, stop: datetime, mode: str | None = None
 ) -> InputSelection:
     """:func:`select_inputs` with the lookup of each DB alternative given (the catalog-query form)."""
-    # An input referred to by several tasks is selected once, as the reference did.
-    resolved: dict[int, SelectedInput | None] = {}
+    # An input used by several tasks is selected, and reported missing, once: a referenced input is the
+    # same object in each task; an input merely repeated (AIOP lists MPL_ORBSCT in three tasks, without
+    # an id) is equal in value, so inputs are keyed by value.
+    resolved: dict[Input, SelectedInput | None] = {}
     missing: list[str] = []
     missing_optional: list[str] = []
     tasks: list[TaskSelection] = []
@@ -106,12 +108,11 @@ def select_inputs_with(
             task_input = table.resolve(ref_or_input)
             if not task_input.mode.applies_to(mode):
                 continue
-            key = id(task_input)
-            if key not in resolved:
-                resolved[key] = _resolve(task_input, lookup, start, stop)
-                if resolved[key] is None:
+            if task_input not in resolved:
+                resolved[task_input] = _resolve(task_input, lookup, start, stop)
+                if resolved[task_input] is None:
                     (missing if task_input.mandatory else missing_optional).append(input_label(task_input))
-            selected = resolved[key]
+            selected = resolved[task_input]
             if selected is not None:
                 chosen.append(selected)
         tasks.append(TaskSelection(task, tuple(chosen)))

@@ -10,6 +10,12 @@ Two flavours of the dynamic parameters exist, and IPFs are picky about which the
   followed by an empty ``List_of_Dynamic_Processing_Parameters count="n"``. The empty sibling is a JAXB
   artefact of the reference, kept because it is what those IPFs have always been given.
 * ``STANDARD`` (every other level): ``List_of_Dynamic_Processing_Parameters/Dynamic_Processing_Parameter``.
+* ``S3`` (tables in the S3 dialect, i.e. S3 IPFs): ``List_of_Config_Files/Config_File`` and
+  ``List_of_Dyn_Processing_Parameters/Dyn_Processing_Parameter`` (both with ``count``), and no ``Input``
+  without a file type. The reference wrote the STANDARD flavour and had the execution worker rename it
+  with ``joborder.xslt`` (dropping empty inputs after RS-555: L0P failed on one); here it is written so.
+  S3 ACQ keeps the L0 flavour: its table is in the S1 dialect and its wrapper reads that (sample
+  ``joborders/s3/JobOrderEWExample.xml``).
 """
 
 from __future__ import annotations
@@ -30,11 +36,14 @@ L0_FLAVOUR_PROCESSORS = frozenset({"AIO_PROCESSOR", "OBS_PRC_01", "MBU_PROC", "S
 class JobOrderFlavour(StrEnum):
     L0 = "L0"
     STANDARD = "STANDARD"
+    S3 = "S3"
 
 
 def flavour_for(table: TaskTable) -> JobOrderFlavour:
     if table.processor_name in L0_FLAVOUR_PROCESSORS or table.processor_name.endswith("_ACQ"):
         return JobOrderFlavour.L0
+    if table.dialect == "S3":
+        return JobOrderFlavour.S3
     return JobOrderFlavour.STANDARD
 
 
@@ -103,13 +112,20 @@ class JobOrder:
         sensing = ET.SubElement(conf, "Sensing_Time")
         _text(sensing, "Start", ipf_time(self.sensing_start))
         _text(sensing, "Stop", ipf_time(self.sensing_stop))
-        configs = ET.SubElement(conf, "Config_Files")
+        s3 = self.flavour is JobOrderFlavour.S3
+        if s3:
+            configs = ET.SubElement(conf, "List_of_Config_Files", count=str(len(self.config_files)))
+        else:
+            configs = ET.SubElement(conf, "Config_Files")
         for name in self.config_files:
-            _text(configs, "Conf_File_Name", name)
+            _text(configs, "Config_File" if s3 else "Conf_File_Name", name)
         count = str(len(self.parameters))
         if self.flavour is JobOrderFlavour.L0:
             params = ET.SubElement(conf, "Dynamic_Processing_Parameters")
             item = "Processing_Parameter"
+        elif s3:
+            params = ET.SubElement(conf, "List_of_Dyn_Processing_Parameters", count=count)
+            item = "Dyn_Processing_Parameter"
         else:
             params = ET.SubElement(conf, "List_of_Dynamic_Processing_Parameters", count=count)
             item = "Dynamic_Processing_Parameter"
@@ -121,7 +137,7 @@ class JobOrder:
             ET.SubElement(conf, "List_of_Dynamic_Processing_Parameters", count=count)
         procs = ET.SubElement(root, "List_of_Ipf_Procs", count=str(len(self.procs)))
         for proc in self.procs:
-            _proc(procs, proc)
+            _proc(procs, proc, drop_untyped_inputs=s3)
         ET.indent(root, space="   ")
         return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8") + b"\n"
 
@@ -136,12 +152,13 @@ def _text(parent: ET.Element, tag: str, value: str) -> ET.Element:
     return elem
 
 
-def _proc(parent: ET.Element, proc: IpfProc) -> None:
+def _proc(parent: ET.Element, proc: IpfProc, *, drop_untyped_inputs: bool = False) -> None:
     elem = ET.SubElement(parent, "Ipf_Proc")
     _text(elem, "Task_Name", proc.task_name)
     _text(elem, "Task_Version", proc.task_version)
-    inputs = ET.SubElement(elem, "List_of_Inputs", count=str(len(proc.inputs)))
-    for i in proc.inputs:
+    kept = [i for i in proc.inputs if i.file_type] if drop_untyped_inputs else list(proc.inputs)
+    inputs = ET.SubElement(elem, "List_of_Inputs", count=str(len(kept)))
+    for i in kept:
         item = ET.SubElement(inputs, "Input")
         _text(item, "File_Type", i.file_type)
         _text(item, "File_Name_Type", i.file_name_type)

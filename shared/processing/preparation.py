@@ -5,9 +5,10 @@ its job (by the processor's trigger rule) and that job is evaluated; every *wait
 that consumes the type otherwise (an auxiliary file it may be waiting for) is evaluated again. A timer
 (:meth:`Preparation.on_timer`) evaluates the jobs whose timeout has passed.
 
-Evaluation: gather the main input (the session's chunks, the slice, the covering products — fed in as
-they are, never chosen by a policy), then select the task table's other inputs with the query form of
-the policies. A job is ready when nothing mandatory is missing and no optional input is still worth
+Evaluation: gather the main input (the session's chunks, the slice, the datatake's segments, the
+datastrip and its granules, the covering products — fed in as they are, never chosen by a policy;
+the rules are in :mod:`shared.processing.triggers`), then select the task table's other inputs with the
+query form of the policies. A job is ready when nothing mandatory is missing and no optional input is still worth
 waiting for. At its timeout a job goes ahead with the main inputs that are there (saying which are
 not) and without the optional inputs that never came; a mandatory auxiliary input it cannot do without
 keeps it waiting.
@@ -27,10 +28,22 @@ from shared.processing.inputs import InputSelection, select_inputs_with
 from shared.processing.joborder import build_job_order
 from shared.processing.jobs import Job, JobState, JobStore
 from shared.processing.policies import Candidate
-from shared.processing.queries import CatalogObject, CatalogSelection, objects_named, session_objects
+from shared.processing.queries import (
+    CatalogObject,
+    CatalogSelection,
+    datatake_objects,
+    objects_named,
+    objects_starting_between,
+    session_objects,
+)
 from shared.processing.tasktable import Alternative
 from shared.processing.triggers import (
     coverage_gaps,
+    datastrip_of_granule,
+    datastrip_state,
+    is_segment,
+    segment_of,
+    segment_state,
     session_id_of,
     session_objects_of,
     session_state,
@@ -120,7 +133,26 @@ class Preparation:
             timeout = session_timeout(now, None, s.timeout_s, s.minimal_wait_s)
             return self._jobs.open_job(f"{s.name}:{session_id}", s.name, session_id, now, timeout)
         timeout = now + timedelta(seconds=max(s.timeout_s, s.minimal_wait_s))
+        if s.trigger is TriggerRule.SEGMENT:
+            found = objects_named(self._catalog, [name]).get(name)
+            segment = None if found is None else segment_of(found)
+            if segment is None:
+                return None  # a slice of the same type (the L1 processors' business), or not cataloged
+            timeout = session_timeout(now, segment.object.validity_stop, s.timeout_s, s.minimal_wait_s)
+            return self._jobs.open_job(f"{s.name}:{segment.datatake}", s.name, segment.datatake, now, timeout)
+        if s.trigger is TriggerRule.DATASTRIP:
+            datastrip = name
+            if product_type != s.main_types[0]:  # a granule: its job is its datastrip's
+                granule = objects_named(self._catalog, [name]).get(name)
+                found_ds = None if granule is None else datastrip_of_granule(granule)
+                if found_ds is None:
+                    return None
+                datastrip = found_ds
+            return self._jobs.open_job(f"{s.name}:{datastrip}", s.name, datastrip, now, timeout)
         if s.trigger is TriggerRule.SLICE:
+            found = objects_named(self._catalog, [name]).get(name)
+            if found is not None and is_segment(found):
+                return None  # segments and slices share product types; segments go to the assembly
             return self._jobs.open_job(f"{s.name}:{_slice_identity(name)}", s.name, name, now, timeout)
         return self._jobs.open_job(f"{s.name}:{name}", s.name, name, now, timeout)
 
@@ -165,14 +197,13 @@ class Preparation:
         selection = select_inputs_with(processor.table, lookup, start, stop, processor.settings.mode)
         optional_deadline = current.created_at + timedelta(seconds=processor.settings.optional_wait_s)
         still_optional = selection.missing_optional if now < optional_deadline else ()
-        # An input repeated in several tasks (no id) is missing once.
-        blocking = list(dict.fromkeys([*selection.missing, *still_optional, *([] if timed_out else main.missing)]))
+        blocking = [*selection.missing, *still_optional, *([] if timed_out else main.missing)]
         if blocking:
             # Look again when the optional inputs stop being worth waiting for, if that comes first.
             due = min(d for d in (main.due_at, optional_deadline if still_optional else None, main.timeout_at) if d)
             self._jobs.keep_waiting(current.key, blocking, main.window, main.timeout_at, due, now)
             return []
-        went_without = tuple(dict.fromkeys([*main.missing, *selection.missing_optional]))
+        went_without = (*main.missing, *selection.missing_optional)
         state = JobState.TIMED_OUT_READY if main.missing else JobState.READY
         reply = self._job_ready(processor, current, main, selection, state, went_without)
         if self._jobs.make_ready(current.key, state, went_without, main.window, by, reply.model_dump_json(), now):
@@ -198,19 +229,49 @@ class Preparation:
             if state.complete or (state.single_channel and now >= grace_end):
                 return MainInput(placed, window, (), timeout)
             return MainInput(placed, window, state.missing, timeout, grace_end if state.single_channel else None)
+        if s.trigger is TriggerRule.SEGMENT:
+            return self._segments(processor, job)
         found = objects_named(self._catalog, [job.subject]).get(job.subject)
         if found is None or found.validity_start is None or found.validity_stop is None:
             return MainInput((), None, (job.subject,), job.timeout_at)
         window = (found.validity_start, found.validity_stop)
         if s.trigger is TriggerRule.SLICE:
             return MainInput(((found, found.name),), window, (), job.timeout_at)
-        # Coverage: every product of the main types intersecting the window, gaps within tolerance.
-        covering = self._catalog.select("ValIntersect", s.main_types, *window, satellite=found.satellite)
+        if s.trigger is TriggerRule.DATASTRIP:
+            return self._datastrip(processor, job, found)
+        # Coverage: every product of the covering types intersecting the window, gaps within tolerance.
+        covering = self._catalog.select("ValIntersect", processor.covering_types, *window, satellite=found.satellite)
         located = objects_named(self._catalog, [c.name for c in covering])
         gaps = coverage_gaps(((c.validity_start, c.validity_stop) for c in covering), *window, s.gap_tolerance_s)
         missing = tuple(f"coverage gap {a.isoformat()}..{b.isoformat()}" for a, b in gaps)
         placed = tuple((located[c.name], c.name) for c in covering if c.name in located)
+        if found.name not in {o.name for o, _ in placed}:
+            placed = ((found, found.name), *placed)  # the trigger product is an input even when others cover
         return MainInput(placed, window, missing, job.timeout_at)
+
+    def _segments(self, processor: Processor, job: Job) -> MainInput:
+        s = processor.settings
+        unit, _, datatake_id = job.subject.partition("_")
+        objects = datatake_objects(self._catalog, s.main_types, unit, datatake_id)
+        found = [g for g in map(segment_of, objects) if g is not None and g.datatake == job.subject]
+        state = segment_state(found)
+        timeout = session_timeout(job.created_at, state.stop, s.timeout_s, s.minimal_wait_s)
+        window = (state.start, state.stop) if state.start and state.stop else None
+        placed = tuple((g.object, g.object.name) for g in state.segments)
+        return MainInput(placed, window, state.missing, timeout)
+
+    def _datastrip(self, processor: Processor, job: Job, datastrip: CatalogObject) -> MainInput:
+        s = processor.settings
+        assert datastrip.validity_start is not None and datastrip.validity_stop is not None
+        # Granules start within the datastrip's sensing window (tolerance on both sides); they name it.
+        slack = timedelta(seconds=s.gap_tolerance_s + s.granule_duration_s)
+        nearby = objects_starting_between(
+            self._catalog, s.main_types[1:], datastrip.validity_start - slack, datastrip.validity_stop + slack
+        )
+        state = datastrip_state(datastrip, nearby, s.detectors, s.granule_duration_s, s.gap_tolerance_s)
+        placed = ((datastrip, datastrip.name), *((g, g.name) for g in state.granules))
+        window = (datastrip.validity_start, datastrip.validity_stop)
+        return MainInput(placed, window, state.missing, job.timeout_at)
 
     def _job_ready(
         self,

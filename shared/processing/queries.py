@@ -272,9 +272,14 @@ class CatalogObject:
     validity_start: datetime | None
     validity_stop: datetime | None
     attributes: dict[str, Any]  # attribute name -> value (the PRIP type dropped)
+    family: str | None = None
+    publication_time: datetime | None = None  # when it was cataloged: the reference's creation time
 
 
-_OBJECT_COLUMNS = "name, product_type, satellite, bucket, object_key, validity_start, validity_stop, attributes"
+_OBJECT_COLUMNS = (
+    "name, product_type, satellite, bucket, object_key, validity_start, validity_stop, attributes, family,"
+    " publication_time"
+)
 
 
 def _attribute_values(stored: Any) -> dict[str, Any]:
@@ -293,6 +298,8 @@ def _object(selection: CatalogSelection, row: tuple[Any, ...]) -> CatalogObject:
         validity_start=None if row[5] is None else t(row[5]),
         validity_stop=None if row[6] is None else t(row[6]),
         attributes=_attribute_values(row[7]),
+        family=row[8],
+        publication_time=None if row[9] is None else t(row[9]),
     )
 
 
@@ -314,5 +321,35 @@ def session_objects(selection: CatalogSelection, session_id: str) -> list[Catalo
     rows = selection.execute(
         f"SELECT {_OBJECT_COLUMNS} FROM products WHERE family = {{p}} AND name LIKE {{p}} ORDER BY name",
         ("EDRS_SESSION", f"DCS_%{session_id}_ch%"),
+    )
+    return [_object(selection, row) for row in rows]
+
+
+def datatake_objects(
+    selection: CatalogSelection, product_types: Sequence[str], unit: str, datatake_id: str
+) -> list[CatalogObject]:
+    """Cataloged S1 level products of ``product_types`` whose name carries unit ``S1A`` and ``datatake_id``."""
+    if not product_types:
+        return []
+    marks = ", ".join("{p}" for _ in product_types)
+    # LIKE is only a prefilter ('_' matches any character); callers check the parsed datatake id.
+    rows = selection.execute(
+        f"SELECT {_OBJECT_COLUMNS} FROM products WHERE product_type IN ({marks}) AND name LIKE {{p}} ORDER BY name",
+        (*product_types, f"{unit}_%_{datatake_id}_%"),
+    )
+    return [_object(selection, row) for row in rows]
+
+
+def objects_starting_between(
+    selection: CatalogSelection, product_types: Sequence[str], start: datetime, stop: datetime
+) -> list[CatalogObject]:
+    """Cataloged products of ``product_types`` whose validity starts in [start, stop] (the validity index)."""
+    if not product_types:
+        return []
+    marks = ", ".join("{p}" for _ in product_types)
+    rows = selection.execute(
+        f"SELECT {_OBJECT_COLUMNS} FROM products WHERE product_type IN ({marks})"
+        " AND validity_start >= {p} AND validity_start <= {p} ORDER BY validity_start, name",
+        (*product_types, selection.time_param(start), selection.time_param(stop)),
     )
     return [_object(selection, row) for row in rows]

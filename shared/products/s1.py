@@ -191,6 +191,7 @@ _PRODUCT_INFORMATION: tuple[tuple[str, str, Callable[[str], AttributeValue | Non
     ("productClass", "productClass", str),
     ("productComposition", "productComposition", str),
     ("productConsolidation", "productConsolidation", str),
+    ("productSensingConsolidation", "productSensingConsolidation", str),  # segment chains: BEGIN/CONTINUE/END
     ("instrumentConfigurationID", "instrumentConfigurationID", maybe_int),
     ("instrumentConfigurationId", "instrumentConfigurationID", maybe_int),  # aux SAFE spelling
     ("missionDataTakeID", "missionDatatakeID", maybe_int),

@@ -9,10 +9,18 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from shared.processing.inputs import InputSelection, SelectedInput, TaskSelection, select_inputs
-from shared.processing.joborder import JobOrderFlavour, build_job_order, ipf_time
+from shared.processing.inputs import InputSelection, SelectedInput, TaskSelection, select_inputs, select_inputs_with
+from shared.processing.joborder import (
+    IpfProc,
+    JobOrder,
+    JobOrderFlavour,
+    JobOrderInput,
+    TimeInterval,
+    build_job_order,
+    ipf_time,
+)
 from shared.processing.policies import Candidate
-from shared.processing.tasktable import load_task_table
+from shared.processing.tasktable import Alternative, load_task_table
 from shared.products.xml import parse_xml
 from tests.conftest import SAMPLES
 
@@ -182,3 +190,75 @@ def test_standard_flavour_lists_parameters_with_defaults_and_overrides(samples: 
     values = {p.findtext("Name"): p.findtext("Value") for p in params.findall("Dynamic_Processing_Parameter")}
     assert values["Slice_Number"] == "3" and values["Slice_Overlap"] == "8.2" and values["Extra"] == "x"
     assert root.find("Ipf_Conf/Dynamic_Processing_Parameters") is None
+
+
+def test_an_s3_table_gets_the_s3_flavour_the_reference_made_by_xslt(samples: Path) -> None:
+    table = load_task_table(samples / "tasktables/s3/L1/TaskTable_S3A_MW1_06_14.xml")
+    start, stop = datetime(2024, 5, 1, 12, tzinfo=UTC), datetime(2024, 5, 1, 12, 3, tzinfo=UTC)
+    candidates = [
+        Candidate(f"{t}_file", datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 5, 2, tzinfo=UTC), start, t)
+        for t in table.file_types()
+    ]
+    selection = select_inputs(table, candidates, start, stop, mode="NRT")
+    s3 = build_job_order(
+        table, selection, start, stop, "/w", processing_station="S3__", parameters={"orderType": "NRT"}
+    )
+    assert s3.flavour is JobOrderFlavour.S3
+    standard = build_job_order(
+        table, selection, start, stop, "/w", processing_station="S3__", parameters={"orderType": "NRT"},
+        flavour=JobOrderFlavour.STANDARD,
+    )  # fmt: skip
+    root = parse_xml(s3.to_xml())
+    configs = root.find("Ipf_Conf/List_of_Config_Files")
+    assert configs is not None and configs.get("count") == "1"
+    assert [c.tag for c in configs] == ["Config_File"]
+    params = root.find("Ipf_Conf/List_of_Dyn_Processing_Parameters")
+    assert params is not None and params.get("count") == str(len(params)) == "4"
+    assert {p.findtext("Name"): p.findtext("Value") for p in params.findall("Dyn_Processing_Parameter")}[
+        "orderType"
+    ] == "NRT"
+    assert root.find("Ipf_Conf/List_of_Dynamic_Processing_Parameters") is None
+    assert root.find("Ipf_Conf/Config_Files") is None
+    # Otherwise it is the standard JobOrder renamed, as joborder.xslt did.
+    renames = {
+        "Config_Files": "List_of_Config_Files", "Conf_File_Name": "Config_File",
+        "List_of_Dynamic_Processing_Parameters": "List_of_Dyn_Processing_Parameters",
+        "Dynamic_Processing_Parameter": "Dyn_Processing_Parameter",
+    }  # fmt: skip
+    renamed = parse_xml(standard.to_xml())
+    for elem in renamed.iter():
+        elem.tag = renames.get(elem.tag, elem.tag)
+    renamed_configs = renamed.find("Ipf_Conf/List_of_Config_Files")
+    assert renamed_configs is not None
+    renamed_configs.set("count", "1")  # the S3 list has its count, as every S3 list
+    assert shape(renamed) == shape(root)
+
+
+def test_the_s3_flavour_leaves_out_inputs_without_a_file_type() -> None:
+    t = datetime(2024, 5, 1, tzinfo=UTC)
+    typed = JobOrderInput("X", "Physical", ("/w/x",), (TimeInterval(t, t, "/w/x"),))
+    proc = IpfProc("T", "1", (JobOrderInput("", "Physical", (), ()), typed), ())
+    order = JobOrder("P", "1", t, t, "S3__", (proc,), flavour=JobOrderFlavour.S3)
+    inputs = parse_xml(order.to_xml()).find("List_of_Ipf_Procs/Ipf_Proc/List_of_Inputs")
+    assert inputs is not None and inputs.get("count") == "1" and [i.findtext("File_Type") for i in inputs] == ["X"]
+    standard = JobOrder("P", "1", t, t, "WILE", (proc,))
+    assert parse_xml(standard.to_xml()).find("List_of_Ipf_Procs/Ipf_Proc/List_of_Inputs").get("count") == "2"  # type: ignore[union-attr]
+
+
+def test_an_input_repeated_in_several_tasks_is_selected_and_missing_once(samples: Path) -> None:
+    table = load_task_table(samples / "tasktables/s1/TaskTable.AIOP.xml")
+    start, stop = datetime(2024, 5, 1, 12, tzinfo=UTC), datetime(2024, 5, 1, 12, 3, tzinfo=UTC)
+    selection = select_inputs(table, [], start, stop)
+    assert sorted(selection.missing) == ["AUX_OBMEMC", "MPL_ORBPRE", "MPL_ORBSCT"]  # AIOP lists them 5, 3, 3 times
+    looked_up: list[str] = []
+    found = Candidate("ORBSCT", start, stop, start, "MPL_ORBSCT")
+
+    def lookup(alternative: Alternative, w_start: datetime, w_stop: datetime) -> list[Candidate]:
+        looked_up.append(alternative.file_type)
+        return [found] if alternative.file_type == "MPL_ORBSCT" else []
+
+    selection = select_inputs_with(table, lookup, start, stop)
+    assert sorted(looked_up) == ["AUX_OBMEMC", "MPL_ORBPRE", "MPL_ORBSCT"]
+    # Every task still lists it: the JobOrder is per task.
+    listing = [i for t in selection.tasks for i in t.inputs if i.alternative.file_type == "MPL_ORBSCT"]
+    assert len(listing) == 3 and all(i.entries == (found,) for i in listing)
