@@ -67,19 +67,25 @@ def pipeline(platform: EmbeddedPlatform, products: list[Path], timeout: float) -
     cataloged: dict[str, float] = {}
     deadline = time.monotonic() + timeout
     while len(cataloged) < len(products) and time.monotonic() < deadline:
-        page = requests.get(catalog, params={"limit": 1000, "offset": 0}, timeout=30).json()
         offset = 0
-        while page["products"]:
-            for entry in page["products"]:
+        while page := _page(catalog, offset):
+            for entry in page:
                 published = datetime.fromisoformat(entry["publicationTime"].replace("Z", "+00:00"))
                 cataloged[entry["name"]] = published.timestamp()
-            offset += len(page["products"])
-            page = requests.get(catalog, params={"limit": 1000, "offset": offset}, timeout=30).json()
+            offset += len(page)
         time.sleep(0.5)
     if len(cataloged) < len(products):
         raise RuntimeError(f"only {len(cataloged)} of {len(products)} products cataloged in {timeout:.0f} s")
     latencies = [cataloged[name] - uploaded[name] for name in uploaded]
     return max(cataloged.values()) - started, latencies
+
+
+def _page(catalog: str, offset: int) -> list[dict[str, str]]:
+    response = requests.get(catalog, params={"limit": 1000, "offset": offset}, timeout=30)
+    if response.status_code != 200:
+        raise RuntimeError(f"catalog answered {response.status_code}: {response.text[:300]}")
+    products: list[dict[str, str]] = response.json()["products"]
+    return products
 
 
 def paced_latency(platform: EmbeddedPlatform, products: list[Path]) -> list[float]:
