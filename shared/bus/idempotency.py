@@ -12,17 +12,14 @@ Kept in the catalog database (SQLite or PostgreSQL), in its own table.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 from cloudevents.conversion import to_json
 from cloudevents.http import CloudEvent, from_json
+
+from shared.catalog.database import CatalogDatabase
 
 _SQLITE_DDL = """
 CREATE TABLE IF NOT EXISTS processed_events (
@@ -58,11 +55,7 @@ class ProcessedEvents(Protocol):
 
 
 def open_processed_events(url: str) -> ProcessedEvents:
-    if url.startswith("sqlite:///"):
-        return SqliteProcessedEvents(url.removeprefix("sqlite:///"))
-    if url.startswith(("postgresql://", "postgres://")):
-        return PostgresProcessedEvents(url)
-    raise ValueError(f"unsupported database URL for processed events: {url.split(':', 1)[0]}://...")
+    return ProcessedEventsTable(CatalogDatabase(url))
 
 
 def _encode(reply: CloudEvent | None) -> bytes | None:
@@ -73,67 +66,20 @@ def _decode(blob: Any) -> Processed:
     return Processed(None if blob is None else from_json(bytes(blob)))
 
 
-class _Table:
-    """Lookups and records in SQL both databases speak; backends differ in connections and placeholders."""
-
-    placeholder = "?"
-    insert = "INSERT INTO processed_events VALUES ({p}, {p}, {p}, {p}, {p}) ON CONFLICT DO NOTHING"
-
-    @contextmanager
-    def _connection(self) -> Iterator[Any]:
-        raise NotImplementedError
-        yield
+class ProcessedEventsTable:
+    def __init__(self, database: CatalogDatabase) -> None:
+        self.database = database
+        with database.connection() as db:
+            db.execute(_SQLITE_DDL if database.is_sqlite else _POSTGRES_DDL)
 
     def lookup(self, function: str, source: str, event_id: str) -> Processed | None:
-        p = self.placeholder
-        with self._connection() as db:
-            row = db.execute(
-                f"SELECT reply FROM processed_events WHERE function = {p} AND source = {p} AND id = {p}",
-                (function, source, event_id),
-            ).fetchone()
+        sql = "SELECT reply FROM processed_events WHERE function = {p} AND source = {p} AND id = {p}"
+        with self.database.connection() as db:
+            row = db.execute(self.database.sql(sql), (function, source, event_id)).fetchone()
         return None if row is None else _decode(row[0])
 
     def record(self, function: str, source: str, event_id: str, reply: CloudEvent | None) -> None:
-        with self._connection() as db:
-            db.execute(
-                self.insert.format(p=self.placeholder),
-                (function, source, event_id, _encode(reply), datetime.now(UTC)),
-            )
-
-
-class SqliteProcessedEvents(_Table):
-    def __init__(self, path: str) -> None:
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._path = path
-        self._local = threading.local()
-        with self._connection() as db:
-            db.execute(_SQLITE_DDL)
-
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = self._local.db = sqlite3.connect(self._path, timeout=30, isolation_level=None)
-            db.execute("PRAGMA busy_timeout = 30000")
-        yield db
-
-
-class PostgresProcessedEvents(_Table):
-    placeholder = "%s"
-
-    def __init__(self, url: str) -> None:
-        import psycopg  # only processes that use PostgreSQL pay for the driver
-
-        self._psycopg = psycopg
-        self._url = url
-        self._local = threading.local()
-        with self._connection() as db:
-            db.execute(_POSTGRES_DDL)
-
-    @contextmanager
-    def _connection(self) -> Iterator[Any]:
-        db = getattr(self._local, "db", None)
-        if db is None or db.closed:
-            db = self._local.db = self._psycopg.connect(self._url, autocommit=True)
-        yield db
+        sql = "INSERT INTO processed_events VALUES ({p}, {p}, {p}, {p}, {p}) ON CONFLICT DO NOTHING"
+        now = self.database.time_param(datetime.now(UTC))
+        with self.database.connection() as db:
+            db.execute(self.database.sql(sql), (function, source, event_id, _encode(reply), now))

@@ -14,15 +14,13 @@ kept (``ready_by``) with the reply, so a redelivery of the same event answers th
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
+
+from shared.catalog.database import CatalogDatabase
 
 _SQLITE_DDL = """
 CREATE TABLE IF NOT EXISTS processing_jobs (
@@ -108,69 +106,27 @@ class Job:
         }
 
 
-def _sqlite_time(value: datetime) -> str:
-    # The catalog's fixed-width text: text order is time order.
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-
-
 class JobStore:
     """The ``processing_jobs`` table of the catalog database at ``url``, created on first use."""
 
     def __init__(self, url: str) -> None:
-        self._url = url
-        self._local = threading.local()
-        if url.startswith("sqlite:///"):
-            self._sqlite = True
-            self._path = url.removeprefix("sqlite:///")
-        elif url.startswith(("postgresql://", "postgres://")):
-            self._sqlite = False
-            self._path = ""
-        else:
-            raise ValueError(f"unsupported database URL for jobs: {url.split(':', 1)[0]}://...")
-        with self._connection() as db:
-            db.execute(_SQLITE_DDL if self._sqlite else _POSTGRES_DDL)
+        self.database = CatalogDatabase(url)
+        with self.database.connection() as db:
+            db.execute(_SQLITE_DDL if self.database.is_sqlite else _POSTGRES_DDL)
             db.execute(_INDEX)
 
-    @contextmanager
-    def _connection(self) -> Iterator[Any]:
-        db = getattr(self._local, "db", None)
-        if db is None or getattr(db, "closed", False):
-            if self._sqlite:
-                if self._path != ":memory:":
-                    Path(self._path).parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(self._path, timeout=30, isolation_level=None, check_same_thread=False)
-                db.execute("PRAGMA busy_timeout = 30000")
-            else:
-                import psycopg  # only processes on PostgreSQL pay for the driver
-
-                db = psycopg.connect(self._url, autocommit=True)
-                db.execute("SET TIME ZONE 'UTC'")
-            self._local.db = db
-        yield db
-
     def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
-
-    def _sql(self, text: str) -> str:
-        return text if self._sqlite else text.replace("?", "%s")
+        self.database.close()
 
     def _time(self, value: datetime | None) -> Any:
-        if value is None:
-            return None
-        return _sqlite_time(value) if self._sqlite else value.astimezone(UTC)
+        return self.database.time_param(value)
 
     def _execute(self, text: str, params: Sequence[Any]) -> Any:
-        with self._connection() as db:
-            return db.execute(self._sql(text), tuple(params))
+        # Statements here mark parameters with "?"; PostgreSQL wants "%s".
+        with self.database.connection() as db:
+            return db.execute(text.replace("?", self.database.placeholder), tuple(params))
 
-    @staticmethod
-    def _read_time(value: Any) -> datetime:
-        if isinstance(value, datetime):
-            return value.astimezone(UTC)
-        return datetime.fromisoformat(str(value)).astimezone(UTC)
+    _read_time = staticmethod(CatalogDatabase.time_value)
 
     def _job(self, row: Sequence[Any]) -> Job:
         t = self._read_time

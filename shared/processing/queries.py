@@ -23,15 +23,13 @@ Only this module's own fixed SQL text is ever executed; every value travels as a
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
+from shared.catalog.database import CatalogDatabase
 from shared.processing.policies import POLICIES, Candidate, UnknownPolicy, Window, full_coverage
 
 _COLUMNS = "name, validity_start, validity_stop, publication_time, product_type"
@@ -68,63 +66,31 @@ class CatalogSelection:
     """Runs selection policies against the catalog at ``url`` (``sqlite:///...`` or ``postgresql://...``)."""
 
     def __init__(self, url: str) -> None:
-        self._url = url
-        self._local = threading.local()
-        if url.startswith("sqlite:///"):
-            self._dialect = _SQLITE
-            self._path = url.removeprefix("sqlite:///")
-        elif url.startswith(("postgresql://", "postgres://")):
-            self._dialect = _POSTGRES
-            self._path = ""
-        else:
-            raise ValueError(f"unsupported catalog URL for selection: {url.split(':', 1)[0]}://...")
+        self.database = CatalogDatabase(url)
+        self._dialect = _SQLITE if self.database.is_sqlite else _POSTGRES
 
     # -- connections ------------------------------------------------------------------------------
 
     @property
     def is_sqlite(self) -> bool:
-        return self._dialect is _SQLITE
+        return self.database.is_sqlite
 
-    @contextmanager
-    def connection(self) -> Iterator[Any]:
-        """A connection of this thread (autocommit), opened lazily; the driver only when needed."""
-        db = getattr(self._local, "db", None)
-        if db is None or getattr(db, "closed", False):
-            if self.is_sqlite:
-                if self._path != ":memory:":
-                    Path(self._path).parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(self._path, timeout=30, isolation_level=None, check_same_thread=False)
-                db.execute("PRAGMA busy_timeout = 30000")
-            else:
-                import psycopg  # only processes on PostgreSQL pay for the driver
-
-                db = psycopg.connect(self._url, autocommit=True)
-                db.execute("SET TIME ZONE 'UTC'")
-            self._local.db = db
-        yield db
+    def connection(self) -> AbstractContextManager[Any]:
+        return self.database.connection()
 
     def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
+        self.database.close()
 
     def time_param(self, value: datetime) -> Any:
-        """A datetime as the backend stores it (SQLite: the catalog's fixed-width text)."""
-        if self.is_sqlite:
-            return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-        return value.astimezone(UTC)
+        return self.database.time_param(value)
 
     def time_value(self, stored: Any) -> datetime:
-        if isinstance(stored, datetime):
-            return stored.astimezone(UTC)
-        return datetime.fromisoformat(str(stored)).astimezone(UTC)
+        return self.database.time_value(stored)
 
     def execute(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """Run one of this package's fixed statements; ``{p}`` marks each parameter."""
-        text = sql.replace("{p}", self._dialect.placeholder)
-        with self.connection() as db:
-            return [tuple(row) for row in db.execute(text, tuple(params)).fetchall()]
+        with self.database.connection() as db:
+            return [tuple(row) for row in db.execute(self.database.sql(sql), tuple(params)).fetchall()]
 
     # -- selection --------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import flask
 import pytest
 
 from events import ObjectCreated, ProductRejected, RejectionReason, make_event, parse_data, parse_http, to_http
-from shared.bus.idempotency import SqliteProcessedEvents
+from shared.bus.idempotency import open_processed_events
 from shared.runtime import Reject, RetryLater, event_endpoint
 
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
@@ -120,7 +120,7 @@ def test_health_and_wrong_methods() -> None:
 
 
 def idempotent_client(handler):
-    store = SqliteProcessedEvents(":memory:")
+    store = open_processed_events("sqlite:///:memory:")
     app = flask.Flask(__name__)
     view = event_endpoint("test", handler, accepts=(ObjectCreated,), processed=lambda: store)
     app.add_url_rule("/", "run", lambda: view(flask.request), methods=["POST"])

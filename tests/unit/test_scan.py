@@ -7,7 +7,7 @@ import pytest
 from moto import mock_aws
 
 from events import ObjectCreated, ProductIngested, ProductRejected, RejectionReason, parse_data
-from shared.bus.idempotency import SqliteProcessedEvents
+from shared.bus.idempotency import open_processed_events
 from shared.ingestion.inbox import Inbox
 from shared.ingestion.scan import InboxScan
 from shared.ingestion.upload import upload_product
@@ -28,7 +28,7 @@ def scan(tmp_path: Path):
         store.ensure_bucket(settings.inbox_bucket)
         inbox = Inbox(store, settings)
         published: list = []
-        yield InboxScan(inbox, SqliteProcessedEvents(str(tmp_path / "state.db")), published.append), published
+        yield InboxScan(inbox, open_processed_events(f"sqlite:///{tmp_path / 'state.db'}"), published.append), published
 
 
 def test_objects_nobody_announced_are_raised_once(scan, tmp_path: Path) -> None:

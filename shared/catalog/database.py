@@ -1,0 +1,69 @@
+"""A connection to the catalog database for the tables that live beside the catalog (processed events,
+processing jobs) and for queries over it (selection policies): one per thread, opened lazily, autocommit,
+the PostgreSQL driver imported only when used. Times are stored as the catalog stores them."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+
+class CatalogDatabase:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._local = threading.local()
+        if url.startswith("sqlite:///"):
+            self.is_sqlite = True
+            self._path = url.removeprefix("sqlite:///")
+        elif url.startswith(("postgresql://", "postgres://")):
+            self.is_sqlite = False
+            self._path = ""
+        else:
+            raise ValueError(f"unsupported catalog database URL: {url.split(':', 1)[0]}://...")
+        self.placeholder = "?" if self.is_sqlite else "%s"
+
+    @contextmanager
+    def connection(self) -> Iterator[Any]:
+        db = getattr(self._local, "db", None)
+        if db is None or getattr(db, "closed", False):
+            if self.is_sqlite:
+                if self._path != ":memory:":
+                    Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(self._path, timeout=30, isolation_level=None, check_same_thread=False)
+                db.execute("PRAGMA busy_timeout = 30000")
+            else:
+                import psycopg  # only processes on PostgreSQL pay for the driver
+
+                db = psycopg.connect(self.url, autocommit=True)
+                db.execute("SET TIME ZONE 'UTC'")
+            self._local.db = db
+        yield db
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    def sql(self, text: str) -> str:
+        """A fixed statement with ``{p}`` for each parameter, in this backend's placeholder style."""
+        return text.replace("{p}", self.placeholder)
+
+    def time_param(self, value: datetime | None) -> Any:
+        """A datetime as the catalog stores it (SQLite: fixed-width text, whose order is time order)."""
+        if value is None:
+            return None
+        if self.is_sqlite:
+            return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+        return value.astimezone(UTC)
+
+    @staticmethod
+    def time_value(stored: Any) -> datetime:
+        if isinstance(stored, datetime):
+            return stored.astimezone(UTC)
+        return datetime.fromisoformat(str(stored)).astimezone(UTC)
