@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import ClassVar
 
@@ -43,8 +43,10 @@ class ObjectCreated(EventData):
     event_time: AwareDatetime
 
     def event_id(self) -> str:
-        # Same object version -> same id, whichever notification path reported it.
-        return naming.derived_id(self.bucket, self.key, self.etag or "", self.sequencer or "", self.size)
+        # Same object version -> same id. The time is part of it: the same bytes put again (a product
+        # released from quarantine, uploaded twice) are a new arrival that must be looked at again.
+        when = self.event_time.astimezone(UTC).replace(microsecond=0).isoformat()
+        return naming.derived_id(self.bucket, self.key, self.etag or "", self.sequencer or "", self.size, when)
 
     def subject(self) -> str:
         return self.key

@@ -124,6 +124,8 @@ def test_ids_are_deterministic_so_redeliveries_are_recognisable() -> None:
     assert again.event_id() == EXAMPLES[0].event_id()  # the same object version, whoever reported it
     other = ObjectCreated(store="aws", bucket="rs-inbox", key="a/b.txt", size=3, etag="abd", event_time=NOW)
     assert other.event_id() != EXAMPLES[0].event_id()
+    put_again = again.model_copy(update={"event_time": NOW.replace(minute=5)})
+    assert put_again.event_id() != again.event_id()  # the same bytes arriving again are a new arrival
 
 
 def test_schemas_in_the_repo_are_current() -> None:
