@@ -317,3 +317,47 @@ def sort_value(entry: CatalogEntry, prop: Prop) -> Any:
     """The value ordered by: nullable times sort as the far future (after every real time)."""
     value = property_value(entry, prop)
     return NEVER_EVICTED if value is None else value
+
+
+def spatial_test_many(relation: str, wkt: str, footprints: list[str]) -> list[bool]:
+    """``spatial_test`` of each GeoJSON text, vectorised (one GEOS call per step for all of them).
+
+    A footprint that cannot be read does not match (as the SQLite filter's per-row test decides).
+    """
+    import shapely
+
+    if not footprints:
+        return []
+    try:
+        shapes = shapely.from_geojson(footprints)
+    except Exception:  # one unreadable footprint: test them one by one, the unreadable ones fail
+        return [_spatial_test_or_false(relation, wkt, footprint) for footprint in footprints]
+    return spatial_test_shapes(relation, wkt, valid_shapes(shapes))
+
+
+def valid_shapes(shapes: Any) -> Any:
+    """The array of shapely geometries with the invalid ones made valid (as ``spatial_test`` does)."""
+    import shapely
+
+    invalid = ~shapely.is_valid(shapes)
+    if invalid.any():
+        shapes[invalid] = shapely.make_valid(shapes[invalid])
+    return shapes
+
+
+def spatial_test_shapes(relation: str, wkt: str, shapes: Any) -> list[bool]:
+    """``spatial_test`` of each (valid) shapely geometry of an array, vectorised."""
+    import shapely
+
+    if len(shapes) == 0:
+        return []
+    geometry = _query_geometry(wkt)
+    test = {"intersects": shapely.intersects, "within": shapely.within, "disjoint": shapely.disjoint}[relation]
+    return [bool(v) for v in test(shapes, geometry)]
+
+
+def _spatial_test_or_false(relation: str, wkt: str, footprint: str) -> bool:
+    try:
+        return spatial_test(relation, wkt, footprint)
+    except Exception:
+        return False

@@ -125,6 +125,17 @@ class CatalogEntry:
             # from the store compares equal to the one written.
             object.__setattr__(self, "footprint", json.loads(json.dumps(self.footprint, allow_nan=False)))
 
+    @classmethod
+    def from_store(cls, **values: Any) -> CatalogEntry:
+        """An entry read back from a store, every field given. Its values were checked and normalised
+        when it was written (UTC datetimes, plain JSON footprint, typed attributes, a tuple of
+        quicklooks), so construction's checks and conversions, which cost more than reading the row
+        in a query, are skipped."""
+        entry = object.__new__(cls)
+        for name in cls.__dataclass_fields__:
+            object.__setattr__(entry, name, values[name])
+        return entry
+
 
 @dataclass(frozen=True)
 class ProductQuery:

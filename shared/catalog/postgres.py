@@ -92,9 +92,38 @@ RETURNING p.id
 """
 _ORDER = " ORDER BY p.publication_time DESC, p.name"
 
+# Bulk path: the batch is COPYed into a temporary table, then upserted by one INSERT ... SELECT with
+# the same conflict handling as _UPSERT (one statement for the batch instead of one per entry).
+_STAGE_TYPES = {
+    "content_length": "bigint",
+    "validity_start": "timestamptz",
+    "validity_stop": "timestamptz",
+    "inbox_time": "timestamptz",
+    "ingestion_time": "timestamptz",
+    "eviction_time": "timestamptz",
+    "online": "boolean",
+    "publication_time": "timestamptz",
+    "modification_time": "timestamptz",
+}
+_STAGE_COLUMNS = ("id", *_CONTENT_COLUMNS, "publication_time", "modification_time")
+_CREATE_STAGE = (
+    "CREATE TEMP TABLE IF NOT EXISTS products_stage (seq integer, "
+    + ", ".join(f"{c} {_STAGE_TYPES.get(c, 'text')}" for c in _STAGE_COLUMNS)
+    + ") ON COMMIT DELETE ROWS"
+)
+_COPY_STAGE = f"COPY products_stage (seq, {', '.join(_STAGE_COLUMNS)}) FROM STDIN"
+_UPSERT_STAGED = f"""
+INSERT INTO products AS p (id, {", ".join(_CONTENT_COLUMNS)}, footprint_geom, publication_time, modification_time)
+SELECT id, {", ".join(f"{c}::jsonb" if c in _JSONB else c for c in _CONTENT_COLUMNS)},
+       {_GEOMETRY.replace("%(footprint)s", "footprint")}, publication_time, modification_time
+FROM products_stage ORDER BY seq
+ON CONFLICT {_UPSERT.split("ON CONFLICT", 1)[1]}"""
+
 
 def _entry(row: DictRow) -> CatalogEntry:
-    return CatalogEntry(
+    # Timestamps come back in UTC (the session's time zone), jsonb as plain JSON values: already
+    # what construction makes.
+    return CatalogEntry.from_store(
         id=row["id"],
         name=row["name"],
         mission=row["mission"],
@@ -229,6 +258,17 @@ class PostgresCatalog:
     def upsert_many(self, entries: Iterable[CatalogEntry]) -> int:
         batch = [_params(entry) for entry in entries]
 
+        def staged(conn: Connection) -> int:
+            try:
+                with conn.transaction(), conn.cursor() as cursor:
+                    cursor.execute(_CREATE_STAGE)
+                    with cursor.copy(_COPY_STAGE) as copy:
+                        for seq, params in enumerate(batch):
+                            copy.write_row((seq, *(params[c] for c in _STAGE_COLUMNS)))
+                    return len(cursor.execute(_UPSERT_STAGED).fetchall())
+            except psycopg.errors.UniqueViolation as exc:
+                raise ValueError(f"cannot catalog a batch of {len(batch)} entries: {exc}") from exc
+
         def write(conn: Connection) -> int:
             changed = 0
             try:
@@ -242,7 +282,11 @@ class PostgresCatalog:
                 raise ValueError(f"cannot catalog a batch of {len(batch)} entries: {exc}") from exc
             return changed
 
-        return self._run(write) if batch else 0
+        if not batch:
+            return 0
+        # An id twice in one batch would make the single INSERT update a row twice (an error):
+        # such a batch goes entry by entry, the later compared with the earlier.
+        return self._run(staged if len({p["id"] for p in batch}) == len(batch) else write)
 
     def get(self, product_id: str) -> CatalogEntry | None:
         return self._first(_SELECT + " WHERE p.id = %s", (product_id,))

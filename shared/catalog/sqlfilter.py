@@ -59,6 +59,15 @@ _POSTGRES_COLUMNS = {
 # Text compared in byte (code point) order on both backends, like Python's str order.
 _POSTGRES_TEXT = {Prop.ID, Prop.NAME, Prop.CONTENT_TYPE, Prop.COLLECTION}
 
+# Well-known PRIP attributes with a generated, indexed column (migration 0003) holding the value of a
+# String attribute (else NULL): the same value ``typed_value("String", name)`` reads from the JSON,
+# without parsing it per row. Byte order ("C") on PostgreSQL, like every attribute string comparison.
+ATTRIBUTE_COLUMNS = {
+    "productType": "p.attr_product_type",
+    "platformShortName": "p.attr_platform_short_name",
+    "platformSerialIdentifier": "p.attr_platform_serial_identifier",
+}
+
 
 @dataclass(frozen=True)
 class Dialect:
@@ -197,6 +206,10 @@ class _Compiler:
 
     def attribute_match(self, node: AttributeMatch) -> Fragment:
         sql, params = self.filter(node.condition, node.name)
+        if _rejects_absent(node.condition):
+            # The condition is already false or NULL without the attribute: no existence test
+            # (which would read the JSON of every row, and hide an index from the planner).
+            return sql, params
         exists = f"((p.attributes -> {self.ph}) IS NOT NULL)" if self.d.sqlite else f"(p.attributes ? {self.ph})"
         return f"({exists} AND {sql})", [self.attribute_key(node.name), *params]
 
@@ -209,6 +222,8 @@ class _Compiler:
             "Boolean": "('Boolean')",
             "Null": "('String', 'Integer', 'Double', 'DateTimeOffset', 'Boolean')",
         }[kind]
+        if kind == "String" and name in ATTRIBUTE_COLUMNS:
+            return ATTRIBUTE_COLUMNS[name], []
         value = self.attribute_part("value")
         if not self.d.sqlite:
             # CASE evaluates the cast only when the type fits (AND has no order in SQL).
@@ -232,16 +247,11 @@ class _Compiler:
 
     # -- space --------------------------------------------------------------------------------
 
-    def spatial(self, node: Spatial) -> Fragment:
-        if not self.d.sqlite:
-            function = {"intersects": "ST_Intersects", "within": "ST_Within", "disjoint": "ST_Disjoint"}[node.relation]
-            # The scalar subquery is evaluated once (an InitPlan) and the GiST index still applies.
-            return f"{function}(p.footprint_geom, (SELECT ST_GeomFromText({self.ph}, 4326)))", [node.wkt]
-        exact = "(p.footprint IS NOT NULL AND refsys_spatial(?, p.footprint, ?))"
-        params: list[Any] = [node.relation, node.wkt]
-        if node.relation == "disjoint" or not node.bounds:
-            return exact, params
-        # R*Tree prefilter: footprints whose part boxes meet a box of the geometry's parts.
+    def prefilter(self, node: Spatial) -> Fragment:
+        """The R*Tree prefilter alone (SQLite): footprints with a part box meeting a part box of the geometry.
+
+        A product without footprint has no part, so it never passes: the NULL test is implied.
+        """
         boxes = " UNION ".join(
             "SELECT fp.product_pk FROM footprint_index r JOIN footprint_parts fp ON fp.part = r.part"
             " WHERE r.max_lon >= ? AND r.min_lon <= ? AND r.max_lat >= ? AND r.min_lat <= ?"
@@ -250,7 +260,21 @@ class _Compiler:
         box_params = [
             v for min_lon, max_lon, min_lat, max_lat in node.bounds for v in (min_lon, max_lon, min_lat, max_lat)
         ]
-        return f"(p.pk IN ({boxes}) AND {exact})", [*box_params, *params]
+        return f"(p.pk IN ({boxes}))", box_params
+
+    def spatial(self, node: Spatial) -> Fragment:
+        if not self.d.sqlite:
+            function = {"intersects": "ST_Intersects", "within": "ST_Within", "disjoint": "ST_Disjoint"}[node.relation]
+            # A plain call, not a scalar subquery (an InitPlan): the planner then sees the geometry
+            # (immutable function of a parameter) and estimates how many rows its box selects; with
+            # an InitPlan it guessed one row and preferred the GiST index to the type and time index.
+            return f"{function}(p.footprint_geom, ST_GeomFromText({self.ph}, 4326))", [node.wkt]
+        exact = "(p.footprint IS NOT NULL AND refsys_spatial(?, p.footprint, ?))"
+        params: list[Any] = [node.relation, node.wkt]
+        if node.relation == "disjoint" or not node.bounds:
+            return exact, params
+        boxes, box_params = self.prefilter(node)
+        return f"({boxes} AND {exact})", [*box_params, *params]
 
     # -- order and keyset ---------------------------------------------------------------------
 
@@ -264,6 +288,35 @@ class _Compiler:
         return self.column(prop)
 
 
+def _rejects_absent(node: Filter) -> bool:
+    """Whether ``node`` (an attribute lambda's condition) is false or NULL when the attribute is absent.
+
+    Every value leaf then reads NULL; a comparison with a literal, ``in`` and a text function give
+    NULL, and so does ``ne null`` (``IS NOT NULL`` is false). ``eq null``, ``not`` and ``true`` do not.
+    """
+    if isinstance(node, Const):
+        return not node.value
+    if isinstance(node, And):
+        return any(_rejects_absent(item) for item in node.items)
+    if isinstance(node, Or):
+        return all(_rejects_absent(item) for item in node.items)
+    if isinstance(node, Compare):
+        return node.prop is Prop.ATTRIBUTE_VALUE and (node.value is not None or node.op == "ne")
+    if isinstance(node, In | TextMatch):
+        return node.prop is Prop.ATTRIBUTE_VALUE
+    return False
+
+
+def _conjuncts(node: Filter) -> list[Filter]:
+    if isinstance(node, And):
+        return [c for item in node.items for c in _conjuncts(item)]
+    return [node]
+
+
+def _deferrable(node: Spatial) -> bool:
+    return node.relation in ("intersects", "within") and bool(node.bounds)
+
+
 @dataclass(frozen=True)
 class CompiledSelection:
     where: str  # " WHERE ..." or ""
@@ -271,15 +324,35 @@ class CompiledSelection:
     order_by: str  # " ORDER BY ..."
     count_where: str  # WHERE without the keyset condition, for $count
     count_params: list[Any]
+    # Exact spatial tests left to the caller (SQLite, ``defer_exact``): the WHERE holds only their
+    # R*Tree prefilter, and a row is a result only when it passes every one of these too.
+    exact: tuple[Spatial, ...] = ()
 
 
-def compile_selection(selection: Selection, dialect: Dialect) -> CompiledSelection:
+def compile_selection(selection: Selection, dialect: Dialect, *, defer_exact: bool = False) -> CompiledSelection:
+    """``selection`` as SQL. With ``defer_exact`` (SQLite), spatial tests that are conjuncts of the whole
+    filter compile to their index prefilter only and come back in ``exact``: the caller tests the rows
+    the other predicates kept, in result order, and only as many as the page needs (the exact test,
+    in Python, costs far more than any SQL predicate)."""
     compiler = _Compiler(dialect)
     clauses: list[str] = []
     params: list[Any] = []
+    exact: list[Spatial] = []
     if selection.where is not None:
-        sql, params = compiler.filter(selection.where)
-        clauses.append(sql)
+        if defer_exact and dialect.sqlite:
+            conjuncts = _conjuncts(selection.where)
+            exact = [c for c in conjuncts if isinstance(c, Spatial) and _deferrable(c)]
+            if exact:
+                parts = [
+                    compiler.prefilter(c) if isinstance(c, Spatial) and _deferrable(c) else compiler.filter(c)
+                    for c in conjuncts
+                ]
+                sql = "(" + " AND ".join(s for s, _ in parts) + ")"
+                params = [p for _, ps in parts for p in ps]
+                clauses.append(sql)
+        if not exact:
+            sql, params = compiler.filter(selection.where)
+            clauses.append(sql)
     count_where = " WHERE " + clauses[0] if clauses else ""
     count_params = list(params)
     order = total_order(selection.order)
@@ -307,4 +380,4 @@ def compile_selection(selection: Selection, dialect: Dialect) -> CompiledSelecti
         f"{expression} {'DESC' if key.descending else 'ASC'}"
         for expression, key in zip(expressions, order, strict=True)
     )
-    return CompiledSelection(where, params, order_by, count_where, count_params)
+    return CompiledSelection(where, params, order_by, count_where, count_params, tuple(exact))

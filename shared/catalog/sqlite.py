@@ -21,7 +21,15 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
-from shared.catalog.filters import Filter, Selection, spatial_test
+from shared.catalog.filters import (
+    Filter,
+    Selection,
+    Spatial,
+    spatial_test,
+    spatial_test_many,
+    spatial_test_shapes,
+    valid_shapes,
+)
 from shared.catalog.migrations import COMPONENT, load_migrations
 from shared.catalog.model import (
     CatalogEntry,
@@ -39,6 +47,7 @@ from shared.catalog.store import CatalogUnavailable, ConnectionPool
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+Box = tuple[float, float, float, float]  # (min_lon, max_lon, min_lat, max_lat)
 
 BUSY_TIMEOUT_SECONDS = 10.0
 MEMORY = ":memory:"
@@ -67,12 +76,19 @@ _CONTENT_COLUMNS = (
     "online",
     "quicklooks",
 )
-_ALL_COLUMNS = (*_CONTENT_COLUMNS, "publication_time", "modification_time")
+# footprint_wkb is derived from footprint (so not compared): the exact spatial test reads it.
+_ALL_COLUMNS = (*_CONTENT_COLUMNS, "publication_time", "modification_time", "footprint_wkb")
 _SELECT = "SELECT " + ", ".join(f"p.{c}" for c in _ALL_COLUMNS) + " FROM products p"
 _INSERT = f"INSERT INTO products ({', '.join(_ALL_COLUMNS)}) VALUES ({', '.join('?' for _ in _ALL_COLUMNS)})"
+# The bulk path names the key itself: executemany gives no lastrowid per row.
+_INSERT_PK = f"INSERT INTO products (pk, {', '.join(_ALL_COLUMNS)}) VALUES (?, {', '.join('?' for _ in _ALL_COLUMNS)})"
+_EXISTING = f"SELECT pk, {', '.join(_CONTENT_COLUMNS)} FROM products WHERE id IN (SELECT value FROM json_each(?))"
+_IN_CHUNK = 500  # ids per existence query
 # publication_time is deliberately absent: an existing entry keeps it.
 _UPDATE = (
-    "UPDATE products SET " + ", ".join(f"{c} = ?" for c in (*_CONTENT_COLUMNS, "modification_time")) + " WHERE pk = ?"
+    "UPDATE products SET "
+    + ", ".join(f"{c} = ?" for c in (*_CONTENT_COLUMNS, "modification_time", "footprint_wkb"))
+    + " WHERE pk = ?"
 )
 _ORDER = " ORDER BY p.publication_time DESC, p.name"
 # Candidates whose footprint has a part whose box meets the query box (R*Tree prefilter).
@@ -135,7 +151,8 @@ def _entry(row: sqlite3.Row) -> CatalogEntry:
 
     publication_time, modification_time = time("publication_time"), time("modification_time")
     assert publication_time is not None and modification_time is not None  # NOT NULL columns
-    return CatalogEntry(
+    # parse_utc gives UTC datetimes, attributes_from_json typed values: already what construction makes.
+    return CatalogEntry.from_store(
         id=row["id"],
         name=row["name"],
         mission=row["mission"],
@@ -172,6 +189,37 @@ def _part_boxes(geojson: dict[str, Any], what: str) -> list[tuple[float, float, 
         min_lon, min_lat, max_lon, max_lat = part.bounds
         boxes.append((min_lon, max_lon, min_lat, max_lat))
     return boxes
+
+
+def _batch_geometry(entries: list[CatalogEntry], footprints: list[str | None]) -> tuple[list[list[Box]], list[Any]]:
+    """The part boxes (see ``_part_boxes``) and the valid WKB of every entry's footprint (GeoJSON
+    text), parsed in one vectorised GEOS call."""
+    import shapely
+
+    present = [i for i, text in enumerate(footprints) if text is not None]
+    boxes: list[list[Box]] = [[] for _ in entries]
+    wkbs: list[Any] = [None] * len(entries)
+    if not present:
+        return boxes, wkbs
+    try:
+        geometries = shapely.from_geojson([footprints[i] for i in present])
+        unusable = bool(shapely.is_empty(geometries).any())
+    except Exception:
+        unusable = True
+    if unusable:  # the entry by entry path says which footprint is wrong, and how
+        for i, entry in enumerate(entries):
+            if entry.footprint is not None:
+                boxes[i] = _part_boxes(entry.footprint, f"footprint of {entry.name}")
+        geometries = shapely.from_geojson([footprints[i] for i in present])  # all readable now
+    else:
+        parts, owners = shapely.get_parts(geometries, return_index=True)
+        for (min_lon, min_lat, max_lon, max_lat), owner in zip(
+            shapely.bounds(parts).tolist(), owners.tolist(), strict=True
+        ):
+            boxes[present[owner]].append((min_lon, max_lon, min_lat, max_lat))
+    for i, wkb in zip(present, shapely.to_wkb(valid_shapes(geometries)).tolist(), strict=True):
+        wkbs[i] = wkb
+    return boxes, wkbs
 
 
 def _split_statements(script: str) -> Iterator[str]:
@@ -238,6 +286,30 @@ class _ExactIntersects:
         return bool(self.geometry.intersects(footprint))
 
 
+def _exact(tests: tuple[Spatial, ...], rows: list[sqlite3.Row]) -> list[bool]:
+    """Whether each row passes every exact spatial test (vectorised): on its ``footprint_wkb`` (valid
+    already), or on its GeoJSON ``footprint`` when it has none (written before migration 0003)."""
+    import numpy
+    import shapely
+
+    passed = [False] * len(rows)
+    stored = [i for i, row in enumerate(rows) if row["footprint_wkb"] is not None]
+    legacy = [i for i, row in enumerate(rows) if row["footprint_wkb"] is None and row["footprint"] is not None]
+    if stored:
+        shapes = shapely.from_wkb([rows[i]["footprint_wkb"] for i in stored])
+        verdicts = numpy.ones(len(stored), dtype=bool)
+        for test in tests:
+            verdicts &= numpy.array(spatial_test_shapes(test.relation, test.wkt, shapes), dtype=bool)
+        for i, ok in zip(stored, verdicts.tolist(), strict=True):
+            passed[i] = ok
+    if legacy:
+        texts = [rows[i]["footprint"] for i in legacy]
+        results = [spatial_test_many(test.relation, test.wkt, texts) for test in tests]
+        for j, i in enumerate(legacy):
+            passed[i] = all(result[j] for result in results)
+    return passed
+
+
 def _spatial_udf(relation: str, footprint: str | None, wkt: str) -> int:
     # Called by SQLite for each candidate row; an exception here would surface as an opaque
     # OperationalError, so a footprint that cannot be read simply does not match.
@@ -277,27 +349,68 @@ class SqliteCatalog:
         return self.upsert_many([entry]) == 1
 
     def upsert_many(self, entries: Iterable[CatalogEntry]) -> int:
-        prepared = []
-        for entry in entries:
-            values = _row_values(entry)
-            boxes = _part_boxes(entry.footprint, f"footprint of {entry.name}") if entry.footprint is not None else []
-            prepared.append((entry, values, boxes))
+        batch = list(entries)
+        rows = [_row_values(entry) for entry in batch]
+        boxes, wkbs = _batch_geometry(batch, [values["footprint"] for values in rows])
+        for values, wkb in zip(rows, wkbs, strict=True):
+            values["footprint_wkb"] = wkb
+        prepared = list(zip(batch, rows, boxes, strict=True))
 
         def write(conn: sqlite3.Connection) -> int:
-            changed = 0
             with _write_transaction(conn):  # one transaction: a bulk load pays one commit
-                for entry, values, boxes in prepared:
-                    changed += self._upsert_one(conn, entry, values, boxes)
-            return changed
+                if len({values["id"] for _, values, _ in prepared}) == len(prepared):
+                    conn.execute("SAVEPOINT bulk")
+                    try:
+                        changed = self._upsert_bulk(conn, prepared)
+                        conn.execute("RELEASE bulk")
+                        return changed
+                    except sqlite3.IntegrityError:
+                        # A conflicting name: undo the batch, and let the row by row path name the entry.
+                        conn.execute("ROLLBACK TO bulk")
+                        conn.execute("RELEASE bulk")
+                # An id twice in one batch: the later one is compared with the earlier, row by row.
+                return sum(self._upsert_one(conn, entry, values, boxes) for entry, values, boxes in prepared)
 
-        return self._run(write)
+        return self._run(write) if prepared else 0
+
+    def _upsert_bulk(
+        self, conn: sqlite3.Connection, prepared: list[tuple[CatalogEntry, dict[str, Any], list[Box]]]
+    ) -> int:
+        """Upsert a batch of distinct ids: new ones with one executemany per table (each statement
+        prepared once), the few that exist already row by row (compared, updated if changed)."""
+        first_pk = conn.execute("SELECT coalesce(max(pk), 0) FROM products").fetchone()[0] + 1
+        # Explicit keys (executemany gives no lastrowid per row); an existing id is skipped, not an error.
+        conn.executemany(
+            _INSERT_PK + " ON CONFLICT (id) DO NOTHING",
+            ((first_pk + i, *(values[c] for c in _ALL_COLUMNS)) for i, (_, values, _) in enumerate(prepared)),
+        )
+        inserted = {row[0] for row in conn.execute("SELECT pk FROM products WHERE pk >= ?", (first_pk,))}
+        next_part = conn.execute("SELECT coalesce(max(part), 0) FROM footprint_parts").fetchone()[0] + 1
+        parts: list[tuple[int, int]] = []
+        index: list[tuple[Any, ...]] = []
+        existing = []
+        for i, (entry, values, boxes) in enumerate(prepared):
+            pk = first_pk + i
+            if pk not in inserted:
+                existing.append((entry, values, boxes))
+                continue
+            for box in boxes:
+                parts.append((next_part, pk))
+                index.append((next_part, *box))
+                next_part += 1
+        conn.executemany("INSERT INTO footprint_parts (part, product_pk) VALUES (?, ?)", parts)
+        conn.executemany(
+            "INSERT INTO footprint_index (part, min_lon, max_lon, min_lat, max_lat) VALUES (?, ?, ?, ?, ?)", index
+        )
+        # After the new parts: the row by row path numbers its parts after them.
+        return len(inserted) + sum(self._upsert_one(conn, *item) for item in existing)
 
     def _upsert_one(
         self,
         conn: sqlite3.Connection,
         entry: CatalogEntry,
         values: dict[str, Any],
-        boxes: list[tuple[float, float, float, float]],
+        boxes: list[Box],
     ) -> bool:
         content = tuple(values[c] for c in _CONTENT_COLUMNS)
         existing = conn.execute(
@@ -310,7 +423,7 @@ class SqliteCatalog:
                 pk = conn.execute(_INSERT, tuple(values[c] for c in _ALL_COLUMNS)).lastrowid
             else:
                 pk = existing["pk"]
-                conn.execute(_UPDATE, (*content, values["modification_time"], pk))
+                conn.execute(_UPDATE, (*content, values["modification_time"], values["footprint_wkb"], pk))
         except sqlite3.IntegrityError as exc:
             raise ValueError(f"cannot catalog {entry.name} with id {entry.id}: {exc}") from exc
         self._replace_footprint_parts(conn, pk, boxes)
@@ -347,17 +460,47 @@ class SqliteCatalog:
         return self._run(lambda conn: sum(1 for row in conn.execute(sql, params) if exact(row)))
 
     def find(self, selection: Selection) -> list[CatalogEntry]:
-        compiled = compile_selection(selection, SQLITE)
+        compiled = compile_selection(selection, SQLITE, defer_exact=True)
         if selection.limit == 0:
             return []
-        sql = _SELECT + compiled.where + compiled.order_by + " LIMIT ? OFFSET ?"
-        params = (*compiled.params, selection.limit, selection.offset)
-        return [_entry(row) for row in self._run(lambda conn: conn.execute(sql, params).fetchall())]
+        if not compiled.exact:
+            sql = _SELECT + compiled.where + compiled.order_by + " LIMIT ? OFFSET ?"
+            params = (*compiled.params, selection.limit, selection.offset)
+            return [_entry(row) for row in self._run(lambda conn: conn.execute(sql, params).fetchall())]
+        sql = _SELECT + compiled.where + compiled.order_by
+        wanted = selection.offset + selection.limit
+
+        def read(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+            # Candidates stream in result order; the exact test runs on batches of them, only
+            # until the page is full (paging applies after it).
+            cursor = conn.execute(sql, compiled.params)
+            try:
+                kept: list[sqlite3.Row] = []
+                size = max(wanted + wanted // 4, 32)
+                while len(kept) < wanted:
+                    rows = cursor.fetchmany(size)
+                    if not rows:
+                        break
+                    kept.extend(row for row, ok in zip(rows, _exact(compiled.exact, rows), strict=True) if ok)
+                    size *= 2
+                return kept[selection.offset : wanted]
+            finally:
+                cursor.close()
+
+        return [_entry(row) for row in self._run(read)]
 
     def count_where(self, where: Filter | None) -> int:
-        compiled = compile_selection(Selection(where=where), SQLITE)
-        sql = "SELECT count(*) FROM products p" + compiled.count_where
-        return int(self._run(lambda conn: conn.execute(sql, compiled.count_params).fetchone()[0]))
+        compiled = compile_selection(Selection(where=where), SQLITE, defer_exact=True)
+        if not compiled.exact:
+            sql = "SELECT count(*) FROM products p" + compiled.count_where
+            return int(self._run(lambda conn: conn.execute(sql, compiled.count_params).fetchone()[0]))
+        sql = "SELECT p.footprint, p.footprint_wkb FROM products p" + compiled.count_where
+
+        def count(conn: sqlite3.Connection) -> int:
+            rows = conn.execute(sql, compiled.count_params).fetchall()
+            return sum(_exact(compiled.exact, rows))
+
+        return self._run(count)
 
     def ping(self) -> None:
         self._run(lambda conn: conn.execute("SELECT count(*) FROM schema_migrations").fetchone())
@@ -377,6 +520,9 @@ class SqliteCatalog:
                 _enable_wal(conn)
                 conn.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; safe with WAL
             conn.execute("PRAGMA foreign_keys = ON")
+            # 64 MiB of page cache instead of 2: the indexes of a bulk load (random ids and names)
+            # and of a query stay in memory instead of being read again from the OS.
+            conn.execute("PRAGMA cache_size = -65536")
             # The exact spatial test of compiled filters (after the R*Tree prefilter).
             conn.create_function("refsys_spatial", 3, _spatial_udf, deterministic=True)
         except BaseException:

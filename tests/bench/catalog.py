@@ -28,6 +28,8 @@ from urllib.parse import quote
 import flask
 
 from shared.catalog import CatalogEntry, CatalogStore, open_catalog, product_id
+from shared.catalog.filters import Selection
+from shared.catalog.odata.filter import parse_filter
 from shared.catalog.odata.service import ODataService
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -168,6 +170,17 @@ def _query_rows(
     )
     theirs_deep = _p95_ms(lambda: run_sql(base.format(after=after)))
     rows.append((f"{label} deep page via nextLink p95 ms", deep, deep / theirs_deep))
+    # The same three at store level (CatalogEntry objects, no Flask, no JSON): what the store adds
+    # to the hand-written SQL, without the HTTP layer the baseline does not have.
+    where = parse_filter(WHERE)
+    page = Selection(where=where, limit=101)
+    ours = _p95_ms(lambda: store.find(page))
+    rows.append((f"{label} store type+time+Intersects limit 101 p95 ms", ours, ours / theirs))
+    counted = _p95_ms(lambda: (store.find(page), store.count_where(where)))
+    rows.append((f"{label} store same with count p95 ms", counted, counted / theirs_count))
+    deep_page = Selection(where=where, limit=101, after=None if last_name is None else (last_name,))
+    deep = _p95_ms(lambda: store.find(deep_page))
+    rows.append((f"{label} store deep page p95 ms", deep, deep / theirs_deep))
     return rows
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sqlite3
 import threading
@@ -206,3 +207,94 @@ def test_processes_opening_one_file_concurrently_migrate_once(tmp_path: Path) ->
     store = open_catalog(url)
     assert store.count(ProductQuery()) == 3
     store.close()
+
+
+# -- bulk upsert and query paths (migration 0003) ------------------------------------------------
+
+
+def test_bulk_upsert_mixes_new_unchanged_and_changed_entries() -> None:
+    store = open_catalog("sqlite:///:memory:")
+    try:
+        kept, changed = make_entry("KEPT"), make_entry("CHANGED")
+        assert store.upsert_many([kept, changed]) == 2
+        moved = {"type": "Polygon", "coordinates": [[[50, 50], [51, 50], [51, 51], [50, 50]]]}
+        batch = [kept, dataclasses.replace(changed, content_length=11, footprint=moved), make_entry("NEW")]
+        assert store.upsert_many(batch) == 2  # the unchanged entry is not counted
+        assert store.get_by_name("CHANGED") == batch[1]
+        assert store.get_by_name("NEW") == batch[2]
+        # The changed footprint replaced the old one in the spatial index and in the exact test.
+        moved_area = {"type": "Polygon", "coordinates": [[[49, 49], [52, 49], [52, 52], [49, 52], [49, 49]]]}
+        assert [e.name for e in store.search(ProductQuery(intersects=moved_area))] == ["CHANGED"]
+    finally:
+        store.close()
+
+
+def test_bulk_upsert_with_an_id_twice_keeps_the_later_entry() -> None:
+    store = open_catalog("sqlite:///:memory:")
+    try:
+        first = make_entry("TWICE")
+        assert store.upsert_many([first, dataclasses.replace(first, content_length=99)]) == 2
+        stored = store.get_by_name("TWICE")
+        assert stored is not None and stored.content_length == 99
+    finally:
+        store.close()
+
+
+def test_bulk_upsert_name_conflict_names_the_entry_and_writes_nothing() -> None:
+    store = open_catalog("sqlite:///:memory:")
+    try:
+        store.upsert(make_entry("TAKEN"))
+        impostor = dataclasses.replace(make_entry("TAKEN"), id=str(uuid.uuid4()))
+        with pytest.raises(ValueError, match="TAKEN"):
+            store.upsert_many([make_entry("INNOCENT"), impostor])
+        assert store.get_by_name("INNOCENT") is None
+    finally:
+        store.close()
+
+
+def test_product_type_attribute_filter_reads_only_string_attributes() -> None:
+    from shared.catalog.filters import Selection, matches
+    from shared.catalog.odata.filter import parse_filter
+
+    store = open_catalog("sqlite:///:memory:")
+    try:
+        entries = [
+            make_entry("STRING", attributes={"productType": "X"}),
+            make_entry("NUMBER", attributes={"productType": 7}),
+            make_entry("ABSENT", attributes={}),
+            make_entry("OTHER", attributes={"productType": "Y"}),
+        ]
+        store.upsert_many(entries)
+        att = "Attributes/OData.CSC.StringAttribute/any(att:att/Name eq 'productType' and {})"
+        for condition in (
+            "att/OData.CSC.StringAttribute/Value eq 'X'",
+            "att/OData.CSC.StringAttribute/Value ne 'X'",
+            "not (att/OData.CSC.StringAttribute/Value eq 'X')",
+            "startswith(att/OData.CSC.StringAttribute/Value,'Y')",
+            "att/OData.CSC.IntegerAttribute/Value eq 7",
+        ):
+            where = parse_filter(att.format(condition))
+            found = {e.name for e in store.find(Selection(where=where))}
+            assert found == {e.name for e in entries if matches(where, e)}, condition
+            assert store.count_where(where) == len(found)
+    finally:
+        store.close()
+
+
+def test_spatial_paging_applies_after_the_exact_test() -> None:
+    from shared.catalog.filters import Selection
+    from shared.catalog.odata.filter import parse_filter
+
+    store = open_catalog("sqlite:///:memory:")
+    try:
+        # Boxes all meet the query's box; only the triangles' lower halves meet the query triangle.
+        near = {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [0, 1], [0, 0]]]}
+        far = {"type": "Polygon", "coordinates": [[[1, 1], [0.9, 1], [1, 0.9], [1, 1]]]}
+        store.upsert_many([make_entry(f"P{i:03d}", footprint=near if i % 3 else far) for i in range(60)])
+        where = parse_filter("OData.CSC.Intersects(area=geography'SRID=4326;POLYGON((0 0, 1 0, 0 1, 0 0))')")
+        expected = [f"P{i:03d}" for i in range(60) if i % 3]
+        assert store.count_where(where) == len(expected)
+        pages = [store.find(Selection(where=where, limit=7, offset=offset)) for offset in range(0, 60, 7)]
+        assert [e.name for page in pages for e in page] == expected
+    finally:
+        store.close()
