@@ -29,6 +29,7 @@ import flask
 
 from shared.catalog import CatalogEntry, CatalogStore, open_catalog, product_id
 from shared.catalog.filters import Selection
+from shared.catalog.model import format_utc, parse_utc
 from shared.catalog.odata.filter import parse_filter
 from shared.catalog.odata.service import ODataService
 
@@ -185,7 +186,8 @@ def _query_rows(
 
 
 def _sql_time(label: str, text: str) -> str:
-    return text if label == "sqlite" else text.replace("Z", "+00:00")
+    # The API writes milliseconds; SQLite stores fixed-width microsecond text.
+    return format_utc(parse_utc(text)) if label == "sqlite" else text.replace("Z", "+00:00")
 
 
 def bench_sqlite(workdir: Path, entries: int) -> list[tuple[str, float, float]]:

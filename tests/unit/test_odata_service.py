@@ -105,7 +105,7 @@ def test_product_json_has_the_icd_fields(client: Any) -> None:
         "Id", "Name", "ContentType", "ContentLength", "OriginDate", "PublicationDate", "ModificationDate",
         "EvictionDate", "Online", "Checksum", "ContentDate", "Footprint", "GeoFootprint",
     } <= set(product)  # fmt: skip
-    assert product["ContentDate"] == {"Start": "2024-05-01T00:00:00.000000Z", "End": "2024-05-01T00:00:25.000000Z"}
+    assert product["ContentDate"] == {"Start": "2024-05-01T00:00:00.000Z", "End": "2024-05-01T00:00:25.000Z"}
     assert product["GeoFootprint"]["type"] == "Polygon"
 
 

@@ -3,17 +3,18 @@ document and the CSDL ``$metadata`` (namespace ``OData.CSC``, reference §4.1, C
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.catalog.filters import NEVER_EVICTED
-from shared.catalog.model import CatalogEntry, attribute_value_type, format_utc
+from shared.catalog.model import CatalogEntry, attribute_value_type
 
 PRODUCTION_TYPE = "systematic_production"  # no on-demand production in this system
 
 
 def _time(value: datetime | None) -> str | None:
-    return None if value is None else format_utc(value)
+    """Milliseconds, as PRIP and CDSE write them (``2023-08-23T12:31:39.000Z``): clients parse that form."""
+    return None if value is None else value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def footprint_wkt(footprint: dict[str, Any] | None) -> str | None:
@@ -74,7 +75,7 @@ def attributes_json(entry: CatalogEntry) -> list[dict[str, Any]]:
             {
                 "@odata.type": f"#OData.CSC.{value_type}Attribute",
                 "Name": name,
-                "Value": format_utc(value) if isinstance(value, datetime) else value,
+                "Value": _time(value) if isinstance(value, datetime) else value,
                 "ValueType": value_type,
             }
         )
