@@ -69,12 +69,10 @@ class Cataloguer:
                 ingestion_time=event.ingestion_time,
             )
             if existing is not None:
-                # A redelivery must leave the entry as it was; a real change keeps the publication time.
-                unchanged = replace(
-                    entry, publication_time=existing.publication_time, modification_time=existing.modification_time
-                )
-                entry = (
-                    unchanged if unchanged == existing else replace(entry, publication_time=existing.publication_time)
+                # What ingestion does not know (lifecycle state, quicklooks) stays as it is; the store keeps
+                # the publication time, and a redelivery that changes nothing writes nothing.
+                entry = replace(
+                    entry, eviction_time=existing.eviction_time, online=existing.online, quicklooks=existing.quicklooks
                 )
             changed = self.catalog.upsert(entry)
         except CatalogUnavailable as exc:
@@ -87,5 +85,5 @@ class Cataloguer:
             content_length=entry.content_length,
             validity_start=entry.validity_start,
             validity_stop=entry.validity_stop,
-            publication_time=entry.publication_time,
+            publication_time=existing.publication_time if existing else entry.publication_time,
         )

@@ -19,9 +19,10 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from shared.catalog import CatalogEntry, open_catalog, product_id
+from shared.catalog import CatalogEntry, open_catalog
 from shared.processing.policies import POLICIES, Candidate, select
 from shared.processing.queries import CatalogSelection
+from tests.integration.test_processing_queries import entry
 
 ENTRIES = 100_000
 REPEATS = 5
@@ -78,26 +79,7 @@ def _catalog_entries(entries: list[Candidate]) -> Iterator[CatalogEntry]:
         *entries,
         *(replace(c, name=c.name.replace("RESORB", "POEORB"), product_type="AUX_POE") for c in entries),
     ]:
-        yield CatalogEntry(
-            id=product_id(c.name),
-            name=c.name,
-            mission="S1",
-            satellite="A",
-            product_type=c.product_type,
-            level="AUX",
-            family="AUXILIARY_FILE",
-            bucket="rs-aux",
-            key=c.name,
-            content_length=1,
-            checksum=None,
-            content_type="application/xml",
-            validity_start=c.validity_start,
-            validity_stop=c.validity_stop,
-            footprint=None,
-            attributes={},
-            publication_time=c.creation_date,
-            modification_time=c.creation_date,
-        )
+        yield entry(c)  # the same aux entry the query/pure agreement test loads
 
 
 def run_queries(url: str, label: str) -> list[tuple[str, float, float]]:
