@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any
 
 import shapely
@@ -93,6 +94,69 @@ def to_geojson(geom: BaseGeometry) -> dict[str, Any]:
     return _listify(mapping(out))
 
 
+def split_at_antimeridian(geometry: BaseGeometry) -> BaseGeometry:
+    """A lon/lat geometry (longitudes in [-180, 180]) read the way footprints are: split at ±180 if it crosses.
+
+    For query geometries (an OData ``geography'...'``). An edge whose longitudes differ by more than 180°
+    goes the short way round, across the antimeridian (a geography is drawn along great circles, not
+    across the map): such a ring or line is unwrapped, cut at ±180 and wrapped back into a
+    (Multi)Polygon or (Multi)LineString. A ring that then goes once around a pole is closed through it,
+    as footprints are. A geometry that crosses nowhere comes back as it is (the same object); points
+    never cross. An edge of exactly 360° (-180 -> 180, as in a whole-world box) is taken as drawn: the
+    short way round it would have no length.
+
+    Raises ValueError (saying why) when a crossing geometry, read the short way round, is not valid or empty.
+    """
+    parts = list(shapely.get_parts(geometry))
+    if not any(_crosses(part) for part in parts):
+        return geometry
+    polys: list[Polygon] = []
+    lines: list[LineString] = []
+    for part in parts:
+        if isinstance(part, Polygon):
+            unwrapped = _unwrapped_polygon(part) if _crosses(part) else part
+            if not unwrapped.is_valid:
+                raise ValueError(shapely.is_valid_reason(unwrapped))
+            polys.extend(_polygons(_split(unwrapped)))
+        elif isinstance(part, LineString):
+            unwrapped = LineString(_unwrap(part.coords)) if _crosses(part) else part
+            lines.extend(_lines(_split(unwrapped)))
+    if polys:
+        # The parts of a multi-part geometry, each split, can now meet or overlap: their union is valid.
+        return shapely.union_all(polys, grid_size=_GRID)
+    if lines:
+        return MultiLineString(lines) if len(lines) > 1 else lines[0]
+    # E.g. a "ring" along one parallel around a pole at 90°: it encloses nothing.
+    raise ValueError("it has no area or length")
+
+
+def _crosses(part: BaseGeometry) -> bool:
+    """Whether some edge of a polygon's rings or of a line is the short way round across ±180."""
+    rings = [part.exterior, *part.interiors] if isinstance(part, Polygon) else [part]
+    return any(
+        180.0 < abs(b[0] - a[0]) < 360.0
+        for ring in rings
+        if isinstance(ring, LineString)
+        for a, b in pairwise(ring.coords)
+    )
+
+
+def _unwrapped_polygon(polygon: Polygon) -> BaseGeometry:
+    shell = _unwrap(polygon.exterior.coords)
+    if not polygon.interiors:
+        return _ring_polygon(shell)
+    if abs(shell[-1][0] - shell[0][0]) >= 180:
+        raise ValueError("a polygon around a pole cannot have holes")
+    middle = (min(x for x, _ in shell) + max(x for x, _ in shell)) / 2
+    holes = []
+    for interior in polygon.interiors:
+        ring = _unwrap(interior.coords)
+        # A hole lies inside its shell: whole turns of longitude bring it there.
+        turns = round((middle - ring[0][0]) / 360.0)
+        holes.append([(x + 360.0 * turns, y) for x, y in ring])
+    return Polygon(shell, holes)
+
+
 def _normalise_frame(points: Sequence[LatLon]) -> BaseGeometry:
     lonlat = _dedupe([(lon, lat) for lat, lon in points])
     if len(lonlat) == 1:
@@ -102,15 +166,16 @@ def _normalise_frame(points: Sequence[LatLon]) -> BaseGeometry:
     ring = lonlat[:-1] if closed else lonlat
     if len(ring) < 3:
         return _split(LineString(_unwrap(ring)))
-    unwrapped = _unwrap([*ring, ring[0]])
-    shift = unwrapped[-1][0] - unwrapped[0][0]
-    if abs(shift) < 180:
-        poly: BaseGeometry = Polygon(unwrapped)
-    else:
-        poly = _around_pole(unwrapped)
+    poly = _ring_polygon(_unwrap([*ring, ring[0]]))
     if not poly.is_valid:
         poly = shapely.make_valid(poly)
     return _split(poly)
+
+
+def _ring_polygon(unwrapped: list[tuple[float, float]]) -> BaseGeometry:
+    """The polygon of an unwrapped closed ring: plain, or closed via a pole when it goes once around it."""
+    shift = unwrapped[-1][0] - unwrapped[0][0]
+    return Polygon(unwrapped) if abs(shift) < 180 else _around_pole(unwrapped)
 
 
 def _around_pole(unwrapped: list[tuple[float, float]]) -> BaseGeometry:

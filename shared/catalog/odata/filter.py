@@ -145,9 +145,23 @@ def _parse_geography(token: lark.Token) -> Any:
         _fail(token, f"{geometry.geom_type} is not supported; use {', '.join(sorted(_GEOMETRY_TYPES))}")
     if shapely.has_z(geometry):
         geometry = shapely.force_2d(geometry)
-    min_lon, min_lat, max_lon, max_lat = geometry.bounds
-    if not (-180 <= min_lon <= max_lon <= 180 and -90 <= min_lat <= max_lat <= 90):
-        _fail(token, "coordinates must be lon in [-180, 180] and lat in [-90, 90] (lon first)")
+    # Longitudes beyond ±180 are refused, not wrapped: 190 could mean -170 or a deliberately unwrapped
+    # edge, and a 400 is better than a guess. A shape across the antimeridian is written in range
+    # (170 ... -170): its edges go the short way round, below.
+    for lon, lat in shapely.get_coordinates(geometry).tolist():
+        if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+            _fail(
+                token,
+                f"coordinates must be lon in [-180, 180] and lat in [-90, 90] (lon first); ({lon:g} {lat:g}) is not"
+                " (across the antimeridian write e.g. 170 then -170: edges go the short way round)",
+            )
+    # Read as the stored footprints are (split at ±180), so that every backend's planar test is right.
+    from shared.products.footprint import split_at_antimeridian
+
+    try:
+        geometry = split_at_antimeridian(geometry)
+    except (GEOSException, ValueError) as exc:
+        _fail(token, f"the geography, with its edges the short way round (across ±180), is not valid: {exc}")
     if not geometry.is_valid:
         _fail(token, f"the geography is not a valid geometry: {shapely.is_valid_reason(geometry)}")
     return geometry
