@@ -55,7 +55,9 @@ def format_utc(value: datetime) -> str:
 
     Fixed width makes text order equal time order; isoformat pads years to 4 digits (strftime does not).
     """
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    if value.tzinfo is not UTC:  # entries hold UTC already; anything else is converted first
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" -> "Z"
 
 
 def parse_utc(text: str) -> datetime:
@@ -177,9 +179,12 @@ class ProductQuery:
 # --- Stored representation, shared by the backends -------------------------------------------------
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
 def canonical_json(value: Any) -> str:
     """Compact JSON with sorted keys: equal values give equal text, so stores can compare rows as text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return _CANONICAL.encode(value)
 
 
 def attributes_to_json(attributes: Mapping[str, AttributeValue]) -> str:

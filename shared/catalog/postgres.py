@@ -318,6 +318,10 @@ class PostgresCatalog:
         row = self._run(lambda conn: conn.execute(sql, compiled.count_params).fetchone())
         return int(row["n"]) if row is not None else 0
 
+    def find_counted(self, selection: Selection) -> tuple[list[CatalogEntry], int]:
+        # Two statements: the page's stops early in index order, the count's is an index-only scan.
+        return self.find(selection), self.count_where(selection.where)
+
     def ping(self) -> None:
         self._run(lambda conn: conn.execute("SELECT 1").fetchone())
 

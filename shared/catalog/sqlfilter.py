@@ -247,19 +247,26 @@ class _Compiler:
 
     # -- space --------------------------------------------------------------------------------
 
-    def prefilter(self, node: Spatial) -> Fragment:
-        """The R*Tree prefilter alone (SQLite): footprints with a part box meeting a part box of the geometry.
+    def prefilter(self, node: Spatial, *, in_row: bool = False) -> Fragment:
+        """The box prefilter alone (SQLite): footprints with a part box meeting a part box of the geometry,
+        found by the R*Tree; or, ``in_row``, footprints whose bounding box (columns of the row, and of
+        the type + time index) meets one, tested on the rows other predicates select.
 
-        A product without footprint has no part, so it never passes: the NULL test is implied.
+        A product without footprint has no part and no box, so it never passes: the NULL test is implied.
         """
+        box_params = [
+            v for min_lon, max_lon, min_lat, max_lat in node.bounds for v in (min_lon, max_lon, min_lat, max_lat)
+        ]
+        if in_row:
+            boxes = " OR ".join(
+                "(p.max_lon >= ? AND p.min_lon <= ? AND p.max_lat >= ? AND p.min_lat <= ?)" for _ in node.bounds
+            )
+            return f"({boxes})", box_params
         boxes = " UNION ".join(
             "SELECT fp.product_pk FROM footprint_index r JOIN footprint_parts fp ON fp.part = r.part"
             " WHERE r.max_lon >= ? AND r.min_lon <= ? AND r.max_lat >= ? AND r.min_lat <= ?"
             for _ in node.bounds
         )
-        box_params = [
-            v for min_lon, max_lon, min_lat, max_lat in node.bounds for v in (min_lon, max_lon, min_lat, max_lat)
-        ]
         return f"(p.pk IN ({boxes}))", box_params
 
     def spatial(self, node: Spatial) -> Fragment:
@@ -313,6 +320,18 @@ def _conjuncts(node: Filter) -> list[Filter]:
     return [node]
 
 
+def _narrows_by_index(node: Filter) -> bool:
+    """Whether ``node`` is a conjunct an index serves with few rows: a product type (the type + time
+    index also holds the footprint box), a name or an id. The box is then tested in the row: the
+    R*Tree's candidate list for a large area costs more than the whole rest of such a query."""
+    if isinstance(node, Compare | In) and node.prop in (Prop.NAME, Prop.ID):
+        return isinstance(node, In) or node.op == "eq"
+    if isinstance(node, AttributeMatch) and node.name == "productType":
+        condition = node.condition
+        return isinstance(condition, Compare) and condition.op == "eq" and isinstance(condition.value, str)
+    return False
+
+
 def _deferrable(node: Spatial) -> bool:
     return node.relation in ("intersects", "within") and bool(node.bounds)
 
@@ -343,8 +362,11 @@ def compile_selection(selection: Selection, dialect: Dialect, *, defer_exact: bo
             conjuncts = _conjuncts(selection.where)
             exact = [c for c in conjuncts if isinstance(c, Spatial) and _deferrable(c)]
             if exact:
+                in_row = any(_narrows_by_index(c) for c in conjuncts)
                 parts = [
-                    compiler.prefilter(c) if isinstance(c, Spatial) and _deferrable(c) else compiler.filter(c)
+                    compiler.prefilter(c, in_row=in_row)
+                    if isinstance(c, Spatial) and _deferrable(c)
+                    else compiler.filter(c)
                     for c in conjuncts
                 ]
                 sql = "(" + " AND ".join(s for s, _ in parts) + ")"

@@ -20,7 +20,7 @@ import flask
 import pytest
 
 from shared.catalog import CatalogEntry, CatalogStore, open_catalog, product_id
-from shared.catalog.filters import matches, sort_value, total_order
+from shared.catalog.filters import Selection, matches, sort_value, total_order
 from shared.catalog.odata.filter import parse_filter
 from shared.catalog.odata.options import parse_options
 from shared.catalog.odata.service import ODataService
@@ -313,25 +313,43 @@ def _random_filter(rng: random.Random, entries: list[CatalogEntry], depth: int =
             f"Attributes/OData.CSC.{cast}Attribute/any(att:att/Name eq '{name}' and "
             f"att/OData.CSC.{cast}Attribute/Value {op} {literal})"
         )
+    return _random_area(rng)
+
+
+def _random_area(rng: random.Random) -> str:
     size = rng.choice([0.5, 5, 30])
     lon, lat = rng.uniform(-180, 180 - size), rng.uniform(-90, 90 - size)
     ring = f"{lon} {lat}, {lon + size} {lat}, {lon + size} {lat + size}, {lon} {lat + size}, {lon} {lat}"
+    if rng.random() < 0.3:  # not a rectangle: no footprint is certain from its box alone
+        ring = f"{lon} {lat}, {lon + size} {lat}, {lon} {lat + size}, {lon} {lat}"
     relation = rng.choice(["Intersects", "Intersects", "Within", "Disjoints"])
     return f"OData.CSC.{relation}(area=geography'SRID=4326;POLYGON(({ring}))')"
+
+
+def _random_typed_area(rng: random.Random, entries: list[CatalogEntry]) -> str:
+    """Product type and area: the query PRIP clients send most, with its own query plan."""
+    product_type = rng.choice([e.attributes.get("productType", "none") for e in entries])
+    return (
+        "Attributes/OData.CSC.StringAttribute/any(att:att/Name eq 'productType' and "
+        f"att/OData.CSC.StringAttribute/Value eq '{product_type}') and {_random_area(rng)}"
+    )
 
 
 def test_generated_filters_match_a_brute_force_evaluation(loaded: tuple[CatalogStore, list[CatalogEntry]]) -> None:
     store, entries = loaded
     rng = random.Random(20240501)
     mismatches = []
-    for _ in range(300):
-        text = _random_filter(rng, entries)
+    for i in range(300):
+        text = _random_typed_area(rng, entries) if i % 4 == 0 else _random_filter(rng, entries)
         where = parse_filter(text)
         want = sorted(e.name for e in entries if matches(where, e))
-        from shared.catalog.filters import Selection
-
         got = sorted(e.name for e in store.find(Selection(where=where, limit=10_000)))
-        if got != want or store.count_where(where) != len(want):
+        page, total = store.find_counted(Selection(where=where, limit=5, offset=2))
+        if (
+            got != want
+            or store.count_where(where) != len(want)
+            or ([e.name for e in page], total) != (want[2:7], len(want))
+        ):
             mismatches.append((text, sorted(set(got) ^ set(want))))
     assert not mismatches, mismatches[:5]
 

@@ -298,3 +298,75 @@ def test_spatial_paging_applies_after_the_exact_test() -> None:
         assert [e.name for page in pages for e in page] == expected
     finally:
         store.close()
+
+
+def test_migration_0004_fills_the_boxes_of_existing_rows(tmp_path: Path) -> None:
+    from shared.catalog.filters import Selection
+    from shared.catalog.odata.filter import parse_filter
+
+    path = tmp_path / "catalog.db"
+    store = open_catalog(f"sqlite:///{path}")
+    boxes = [(i * 10.0, i * 10.0 + 2.5, -5.0, 5.0) for i in range(5)]
+    store.upsert_many(
+        make_entry(
+            f"P{i}",
+            footprint={"type": "Polygon", "coordinates": [[[a, c], [b, c], [b, d], [a, d], [a, c]]]},
+            attributes={"productType": "T"},
+        )
+        for i, (a, b, c, d) in enumerate(boxes)
+    )
+    store.close()
+    with sqlite3.connect(path) as conn:  # back to the schema before migration 0004
+        conn.execute("DROP INDEX products_attr_type_start_box")
+        for column in ("min_lon", "max_lon", "min_lat", "max_lat"):
+            conn.execute(f"ALTER TABLE products DROP COLUMN {column}")
+        conn.execute("CREATE INDEX products_attr_type_start ON products (attr_product_type, validity_start)")
+        conn.execute("DELETE FROM schema_migrations WHERE version = 4")
+    store = open_catalog(f"sqlite:///{path}")
+    try:
+        with sqlite3.connect(path) as conn:
+            filled = conn.execute("SELECT min_lon, max_lon, min_lat, max_lat FROM products ORDER BY name").fetchall()
+        for got, want in zip(filled, boxes, strict=True):  # the R*Tree's 32-bit boxes, rounded outwards
+            assert all(g <= w for g, w in zip(got[::2], want[::2], strict=True))
+            assert all(g >= w for g, w in zip(got[1::2], want[1::2], strict=True))
+            assert all(math.isclose(g, w, abs_tol=1e-5) for g, w in zip(got, want, strict=True))
+        where = parse_filter(
+            "Attributes/OData.CSC.StringAttribute/any(att:att/Name eq 'productType' and "
+            "att/OData.CSC.StringAttribute/Value eq 'T') and "
+            "OData.CSC.Intersects(area=geography'SRID=4326;POLYGON((5 -1, 21 -1, 21 1, 5 1, 5 -1))')"
+        )
+        assert [e.name for e in store.find(Selection(where=where))] == ["P1", "P2"]
+        assert store.find_counted(Selection(where=where, limit=1)) == (store.find(Selection(where=where, limit=1)), 2)
+    finally:
+        store.close()
+
+
+def test_count_tests_exactly_only_the_footprints_at_the_areas_edges() -> None:
+    from shared.catalog.filters import Selection
+    from shared.catalog.odata.filter import parse_filter
+
+    store = open_catalog("sqlite:///:memory:")
+    try:
+        # Inside the area; across its edge but meeting it; across its box's corner but not meeting it.
+        inside = {"type": "Polygon", "coordinates": [[[1, 1], [2, 1], [2, 2], [1, 1]]]}
+        across = {"type": "Polygon", "coordinates": [[[9, 1], [11, 1], [11, 2], [9, 1]]]}
+        outside = {"type": "Polygon", "coordinates": [[[9.5, 11], [11, 11], [11, 9.5], [9.5, 11]]]}
+        footprints = [inside, across, outside] * 4
+        store.upsert_many(
+            make_entry(f"P{i:02d}", footprint=f, attributes={"productType": "T"}) for i, f in enumerate(footprints)
+        )
+        rectangle = "POLYGON((0 0, 10 0, 10 10, 0 10, 0 0))"
+        triangle = "POLYGON((0 0, 10 0, 0 10, 0 0))"  # the third kind meets neither
+        for area in (rectangle, triangle):
+            for typed in (
+                "",
+                "Attributes/OData.CSC.StringAttribute/any(att:att/Name eq 'productType' and "
+                "att/OData.CSC.StringAttribute/Value eq 'T') and ",
+            ):
+                where = parse_filter(f"{typed}OData.CSC.Intersects(area=geography'SRID=4326;{area}')")
+                expected = [f"P{i:02d}" for i, f in enumerate(footprints) if f is not outside]
+                assert store.count_where(where) == len(expected)
+                page, total = store.find_counted(Selection(where=where, limit=3, offset=1))
+                assert ([e.name for e in page], total) == (expected[1:4], len(expected))
+    finally:
+        store.close()

@@ -14,16 +14,59 @@ PRODUCTION_TYPE = "systematic_production"  # no on-demand production in this sys
 
 def _time(value: datetime | None) -> str | None:
     """Milliseconds, as PRIP and CDSE write them (``2023-08-23T12:31:39.000Z``): clients parse that form."""
-    return None if value is None else value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if value is None:
+        return None
+    if value.tzinfo is not UTC:  # entries hold UTC already; anything else is converted first
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="milliseconds")[:-6] + "Z"  # "+00:00" -> "Z"
 
 
 def footprint_wkt(footprint: dict[str, Any] | None) -> str | None:
-    """The ICD's ``Footprint``: ``geography'SRID=4326;POLYGON ((...))'``."""
-    if footprint is None:
-        return None
-    import shapely.geometry
+    """The ICD's ``Footprint``: ``geography'SRID=4326;POLYGON ((...))'``.
 
-    return f"geography'SRID=4326;{shapely.geometry.shape(footprint).wkt}'"
+    Written from the GeoJSON directly: building a shapely geometry per product to print it cost
+    more than the rest of the product's JSON.
+    """
+    return None if footprint is None else f"geography'SRID=4326;{wkt(footprint)}'"
+
+
+def wkt(geojson: dict[str, Any]) -> str:
+    """Well-known text of a GeoJSON geometry, as GEOS writes it but with numbers that read back
+    exactly (Python's shortest round-trip form; GEOS keeps 16 significant digits)."""
+    kind = geojson["type"]
+    if kind == "GeometryCollection":
+        return "GEOMETRYCOLLECTION (" + ", ".join(wkt(g) for g in geojson["geometries"]) + ")"
+    coordinates = geojson["coordinates"]
+    if not coordinates:
+        return f"{kind.upper()} EMPTY"
+    if kind == "Point":
+        body = "(" + _position(coordinates) + ")"
+    elif kind == "LineString":
+        body = _positions(coordinates)
+    elif kind == "MultiPoint":
+        body = "(" + ", ".join("(" + _position(point) + ")" for point in coordinates) + ")"
+    elif kind in ("Polygon", "MultiLineString"):
+        body = _rings(coordinates)
+    else:  # MultiPolygon
+        body = "(" + ", ".join(_rings(polygon) for polygon in coordinates) + ")"
+    return f"{kind.upper()} {body}"
+
+
+def _position(position: list[float]) -> str:
+    return " ".join(_number(v) for v in position)
+
+
+def _positions(positions: list[list[float]]) -> str:
+    return "(" + ", ".join(_position(p) for p in positions) + ")"
+
+
+def _rings(rings: list[list[list[float]]]) -> str:
+    return "(" + ", ".join(_positions(ring) for ring in rings) + ")"
+
+
+def _number(value: float) -> str:
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text
 
 
 def product_json(

@@ -14,6 +14,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from shared.catalog.filters import Filter, Prop, SortKey, total_order
@@ -53,6 +54,9 @@ SELECTABLE = (
     "Footprint",
     "GeoFootprint",
 )
+# Pollers send the same filter again and again: parsed once (the result is immutable; errors are not cached).
+_parse_filter = lru_cache(maxsize=512)(parse_filter)
+
 KNOWN = ("$filter", "$orderby", "$top", "$skip", "$count", "$expand", "$select", "$skiptoken", "$format")
 
 
@@ -79,7 +83,7 @@ def parse_options(args: Mapping[str, str], *, collection: bool = True) -> Produc
             raise BadOption(f"{', '.join(extra)} apply to the Products collection, not to one product")
     if args.get("$format", "json").lower() not in ("json", "application/json"):
         raise BadOption("$format: only json is served")
-    where = parse_filter(args["$filter"]) if "$filter" in args else None
+    where = _parse_filter(args["$filter"]) if "$filter" in args else None
     order = _orderby(args.get("$orderby"))
     top = min(_non_negative(args, "$top", DEFAULT_TOP), MAX_TOP)
     skip = _non_negative(args, "$skip", 0)
