@@ -15,7 +15,6 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import islice
@@ -90,7 +89,6 @@ _SELECT_BY_PKS = _SELECT.replace("SELECT ", "SELECT p.pk, ", 1) + " WHERE p.pk I
 _INSERT = f"INSERT INTO products ({', '.join(_ALL_COLUMNS)}) VALUES ({', '.join('?' for _ in _ALL_COLUMNS)})"
 # The bulk path names the key itself: executemany gives no lastrowid per row.
 _INSERT_PK = f"INSERT INTO products (pk, {', '.join(_ALL_COLUMNS)}) VALUES (?, {', '.join('?' for _ in _ALL_COLUMNS)})"
-_PIPELINE_CHUNK = 1000  # entries prepared while the previous ones are written
 # publication_time is deliberately absent: an existing entry keeps it.
 _UPDATE = (
     "UPDATE products SET "
@@ -121,34 +119,6 @@ def sqlite_path(url: str) -> str:
 
 def _time(value: datetime | None) -> str | None:
     return None if value is None else format_utc(value)
-
-
-def _row_values(entry: CatalogEntry) -> dict[str, Any]:
-    return {
-        "id": entry.id,
-        "name": entry.name,
-        "mission": entry.mission,
-        "satellite": entry.satellite,
-        "product_type": entry.product_type,
-        "level": entry.level,
-        "family": entry.family,
-        "bucket": entry.bucket,
-        "object_key": entry.key,
-        "content_length": entry.content_length,
-        "checksum": entry.checksum,
-        "content_type": entry.content_type,
-        "validity_start": _time(entry.validity_start),
-        "validity_stop": _time(entry.validity_stop),
-        "footprint": None if entry.footprint is None else canonical_json(entry.footprint),
-        "attributes": attributes_to_json(entry.attributes),
-        "inbox_time": _time(entry.inbox_time),
-        "ingestion_time": _time(entry.ingestion_time),
-        "eviction_time": _time(entry.eviction_time),
-        "online": int(entry.online),
-        "quicklooks": canonical_json(list(entry.quicklooks)),
-        "publication_time": _time(entry.publication_time),
-        "modification_time": _time(entry.modification_time),
-    }
 
 
 def _entry(row: sqlite3.Row) -> CatalogEntry:
@@ -229,18 +199,51 @@ def _batch_geometry(entries: list[CatalogEntry], footprints: list[str | None]) -
     return boxes, wkbs
 
 
-def _prepare(batch: list[CatalogEntry]) -> list[tuple[CatalogEntry, dict[str, Any], list[Box]]]:
-    """Each entry with its column values and the boxes of its footprint's parts."""
-    rows = [_row_values(entry) for entry in batch]
-    boxes, wkbs = _batch_geometry(batch, [values["footprint"] for values in rows])
-    for values, wkb, parts in zip(rows, wkbs, boxes, strict=True):
-        values["footprint_wkb"] = wkb
-        values.update(zip(("min_lon", "max_lon", "min_lat", "max_lat"), _envelope(parts), strict=True))
-    return list(zip(batch, rows, boxes, strict=True))
+# An entry ready to write: the entry, its row (values in _ALL_COLUMNS order), its footprint's part boxes.
+Prepared = tuple[CatalogEntry, tuple[Any, ...], list[Box]]
+
+
+def _prepare(batch: list[CatalogEntry]) -> list[Prepared]:
+    """Each entry's row (built as a tuple straight away: this is most of a bulk load's Python time)."""
+    footprints = [None if e.footprint is None else canonical_json(e.footprint) for e in batch]
+    boxes, wkbs = _batch_geometry(batch, footprints)
+    prepared = []
+    for e, footprint, wkb, parts in zip(batch, footprints, wkbs, boxes, strict=True):
+        row = (
+            e.id,
+            e.name,
+            e.mission,
+            e.satellite,
+            e.product_type,
+            e.level,
+            e.family,
+            e.bucket,
+            e.key,
+            e.content_length,
+            e.checksum,
+            e.content_type,
+            _time(e.validity_start),
+            _time(e.validity_stop),
+            footprint,
+            attributes_to_json(e.attributes),
+            _time(e.inbox_time),
+            _time(e.ingestion_time),
+            _time(e.eviction_time),
+            int(e.online),
+            canonical_json(list(e.quicklooks)) if e.quicklooks else "[]",
+            _time(e.publication_time),
+            _time(e.modification_time),
+            wkb,
+            *_envelope(parts),
+        )
+        prepared.append((e, row, parts))
+    return prepared
 
 
 def _envelope(parts: list[Box]) -> tuple[float | None, ...]:
     """The box around every part box; four NULLs without footprint."""
+    if len(parts) == 1:
+        return parts[0]
     if not parts:
         return (None, None, None, None)
     return (
@@ -433,7 +436,7 @@ class SqliteCatalog:
                 if len({entry.id for entry in batch}) == len(batch):
                     conn.execute("SAVEPOINT bulk")
                     try:
-                        changed = self._upsert_pipelined(conn, batch)
+                        changed = self._upsert_bulk(conn, _prepare(batch))
                         conn.execute("RELEASE bulk")
                         return changed
                     except sqlite3.IntegrityError:
@@ -445,38 +448,24 @@ class SqliteCatalog:
 
         return self._run(write)
 
-    def _upsert_pipelined(self, conn: sqlite3.Connection, batch: list[CatalogEntry]) -> int:
-        """``_upsert_bulk`` of a large batch in chunks: one thread prepares the rows of the next chunk
-        (Python) while another writes the previous one (SQLite, which releases the GIL as it works), so
-        on two cores a bulk load takes about the longer of the two instead of their sum."""
-        chunks = [batch[start : start + _PIPELINE_CHUNK] for start in range(0, len(batch), _PIPELINE_CHUNK)]
-        if len(chunks) == 1:
-            return self._upsert_bulk(conn, _prepare(batch))
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-writer") as writer:
-            # The writer alone uses the connection until every chunk is written (or has failed).
-            written = [writer.submit(self._upsert_bulk, conn, _prepare(chunk)) for chunk in chunks]
-            return sum(future.result() for future in written)
-
-    def _upsert_bulk(
-        self, conn: sqlite3.Connection, prepared: list[tuple[CatalogEntry, dict[str, Any], list[Box]]]
-    ) -> int:
+    def _upsert_bulk(self, conn: sqlite3.Connection, prepared: list[Prepared]) -> int:
         """Upsert a batch of distinct ids: new ones with one executemany per table (each statement
         prepared once), the few that exist already row by row (compared, updated if changed)."""
         first_pk = conn.execute("SELECT coalesce(max(pk), 0) FROM products").fetchone()[0] + 1
         # Explicit keys (executemany gives no lastrowid per row); an existing id is skipped, not an error.
         conn.executemany(
             _INSERT_PK + " ON CONFLICT (id) DO NOTHING",
-            ((first_pk + i, *(values[c] for c in _ALL_COLUMNS)) for i, (_, values, _) in enumerate(prepared)),
+            ((first_pk + i, *row) for i, (_, row, _) in enumerate(prepared)),
         )
         inserted = {row[0] for row in conn.execute("SELECT pk FROM products WHERE pk >= ?", (first_pk,))}
         next_part = conn.execute("SELECT coalesce(max(part), 0) FROM footprint_parts").fetchone()[0] + 1
         parts: list[tuple[int, int]] = []
         index: list[tuple[Any, ...]] = []
         existing = []
-        for i, (entry, values, boxes) in enumerate(prepared):
+        for i, (entry, row, boxes) in enumerate(prepared):
             pk = first_pk + i
             if pk not in inserted:
-                existing.append((entry, values, boxes))
+                existing.append((entry, row, boxes))
                 continue
             for box in boxes:
                 parts.append((next_part, pk))
@@ -493,10 +482,10 @@ class SqliteCatalog:
         self,
         conn: sqlite3.Connection,
         entry: CatalogEntry,
-        values: dict[str, Any],
+        row: tuple[Any, ...],
         boxes: list[Box],
     ) -> bool:
-        content = tuple(values[c] for c in _CONTENT_COLUMNS)
+        content = row[: len(_CONTENT_COLUMNS)]
         existing = conn.execute(
             f"SELECT pk, {', '.join(_CONTENT_COLUMNS)} FROM products WHERE id = ?", (entry.id,)
         ).fetchone()
@@ -504,10 +493,11 @@ class SqliteCatalog:
             return False
         try:
             if existing is None:
-                pk = conn.execute(_INSERT, tuple(values[c] for c in _ALL_COLUMNS)).lastrowid
+                pk = conn.execute(_INSERT, row).lastrowid
             else:
                 pk = existing["pk"]
-                conn.execute(_UPDATE, (*content, values["modification_time"], *(values[c] for c in _DERIVED), pk))
+                modification = row[_ALL_COLUMNS.index("modification_time")]
+                conn.execute(_UPDATE, (*content, modification, *row[-len(_DERIVED) :], pk))
         except sqlite3.IntegrityError as exc:
             raise ValueError(f"cannot catalog {entry.name} with id {entry.id}: {exc}") from exc
         self._replace_footprint_parts(conn, pk, boxes)
