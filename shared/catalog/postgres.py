@@ -8,15 +8,18 @@ is replaced and the operation retried once (every operation is idempotent).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import psycopg
+from psycopg.adapt import Dumper
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.pq import Format
 from psycopg.rows import DictRow, dict_row
 
-from shared.catalog.filters import Filter, Selection
+from shared.catalog.filters import Filter, Selection, valid_shapes
 from shared.catalog.migrations import COMPONENT, load_migrations
 from shared.catalog.model import (
     CatalogEntry,
@@ -92,32 +95,159 @@ RETURNING p.id
 """
 _ORDER = " ORDER BY p.publication_time DESC, p.name"
 
-# Bulk path: the batch is COPYed into a temporary table, then upserted by one INSERT ... SELECT with
-# the same conflict handling as _UPSERT (one statement for the batch instead of one per entry).
-_STAGE_TYPES = {
-    "content_length": "bigint",
-    "validity_start": "timestamptz",
-    "validity_stop": "timestamptz",
-    "inbox_time": "timestamptz",
-    "ingestion_time": "timestamptz",
-    "eviction_time": "timestamptz",
-    "online": "boolean",
-    "publication_time": "timestamptz",
-    "modification_time": "timestamptz",
-}
-_STAGE_COLUMNS = ("id", *_CONTENT_COLUMNS, "publication_time", "modification_time")
+# Bulk path (upsert_many). Rows travel by binary COPY: typed values, no text to parse server-side,
+# and the geometry as EWKB made valid client-side (vectorised GEOS calls, a chunk at a time). Ids not
+# in the table yet are COPYed straight into it; the others go through a staging table and one
+# INSERT ... SELECT with _UPSERT's conflict handling.
+_ROW_COLUMNS = ("id", *_CONTENT_COLUMNS, "footprint_geom", "publication_time", "modification_time")
+# COPY types: psycopg picks each value's binary dumper from these. jsonb goes from JSON text
+# (_JsonbText), the geometry's EWKB as raw bytes, which the column's binary input (geometry_recv) reads.
+_COPY_TYPES = [
+    {
+        "content_length": "int8",
+        "validity_start": "timestamptz",
+        "validity_stop": "timestamptz",
+        "inbox_time": "timestamptz",
+        "ingestion_time": "timestamptz",
+        "eviction_time": "timestamptz",
+        "online": "bool",
+        "footprint_geom": "bytea",
+        "publication_time": "timestamptz",
+        "modification_time": "timestamptz",
+    }.get(c, "jsonb" if c in _JSONB else "text")
+    for c in _ROW_COLUMNS
+]
+_COLUMN_LIST = ", ".join(_ROW_COLUMNS)
+_COPY_NEW = f"COPY products ({_COLUMN_LIST}) FROM STDIN (FORMAT BINARY)"
+_EXISTING = "SELECT id FROM products WHERE id = ANY(%s::text[])"
 _CREATE_STAGE = (
-    "CREATE TEMP TABLE IF NOT EXISTS products_stage (seq integer, "
-    + ", ".join(f"{c} {_STAGE_TYPES.get(c, 'text')}" for c in _STAGE_COLUMNS)
-    + ") ON COMMIT DELETE ROWS"
+    "CREATE TEMP TABLE IF NOT EXISTS products_stage ON COMMIT DELETE ROWS AS"
+    f" SELECT {_COLUMN_LIST} FROM products WITH NO DATA"
 )
-_COPY_STAGE = f"COPY products_stage (seq, {', '.join(_STAGE_COLUMNS)}) FROM STDIN"
+_COPY_STAGE = f"COPY products_stage ({_COLUMN_LIST}) FROM STDIN (FORMAT BINARY)"
+# Emptying the stage as it is read: a later round (an id twice in a batch) stages its own rows.
 _UPSERT_STAGED = f"""
-INSERT INTO products AS p (id, {", ".join(_CONTENT_COLUMNS)}, footprint_geom, publication_time, modification_time)
-SELECT id, {", ".join(f"{c}::jsonb" if c in _JSONB else c for c in _CONTENT_COLUMNS)},
-       {_GEOMETRY.replace("%(footprint)s", "footprint")}, publication_time, modification_time
-FROM products_stage ORDER BY seq
+WITH staged AS (DELETE FROM products_stage RETURNING *)
+INSERT INTO products AS p ({_COLUMN_LIST})
+SELECT {_COLUMN_LIST} FROM staged
 ON CONFLICT {_UPSERT.split("ON CONFLICT", 1)[1]}"""
+_ID_KEY = "products_pkey"  # the primary key's constraint: a COPYed id that a concurrent writer inserted
+
+Row = tuple[Any, ...]
+# Built once (json.dumps with options builds an encoder per call); a NaN is a ValueError, not bad JSON.
+_JSON = json.JSONEncoder(allow_nan=False).encode
+_CHUNK = 500  # entries made into rows at a time: GEOS calls still vectorised, the server soon busy
+
+
+class _JsonbText(Dumper):
+    """Binary jsonb from JSON text: the format's version byte, then the text."""
+
+    oid = psycopg.postgres.types["jsonb"].oid
+    format = Format.BINARY
+
+    def dump(self, obj: str) -> bytes:
+        return b"\x01" + obj.encode()
+
+
+def _valid_ewkb(batch: list[CatalogEntry], footprints: list[str | None]) -> list[bytes | None]:
+    """The 2D EWKB (SRID 4326) of each footprint, made valid as ST_MakeValid would; a clear
+    ValueError naming the entry for one that is not a usable GeoJSON geometry."""
+    # Imported here, as parse_geometry does: only writes and spatial queries need them.
+    import numpy as np
+    import shapely
+
+    present = [i for i, text in enumerate(footprints) if text is not None]
+    ewkb: list[bytes | None] = [None] * len(batch)
+    if not present:
+        return ewkb
+    try:
+        shapes = shapely.from_geojson([footprints[i] for i in present])
+        usable = not shapely.is_empty(shapes).any()
+    except (shapely.errors.GEOSException, TypeError, ValueError):
+        usable = False
+    if not usable:  # entry by entry: parse_geometry says which footprint is wrong, and how
+        shapes = np.array(
+            [parse_geometry(e.footprint, f"footprint of {e.name}") for e in batch if e.footprint is not None],
+            dtype=object,
+        )
+    shapes = shapely.set_srid(valid_shapes(shapes), 4326)
+    for i, wkb in zip(present, shapely.to_wkb(shapes, output_dimension=2, include_srid=True).tolist(), strict=True):
+        ewkb[i] = wkb
+    return ewkb
+
+
+def _rows(batch: list[CatalogEntry]) -> list[Row]:
+    """COPY rows (``_ROW_COLUMNS``) of a batch. JSON need not be canonical here: jsonb orders keys itself."""
+    footprints = [None if e.footprint is None else _JSON(e.footprint) for e in batch]
+    return [
+        (
+            e.id,
+            e.name,
+            e.mission,
+            e.satellite,
+            e.product_type,
+            e.level,
+            e.family,
+            e.bucket,
+            e.key,
+            e.content_length,
+            e.checksum,
+            e.content_type,
+            e.validity_start,
+            e.validity_stop,
+            footprint,
+            attributes_to_json(e.attributes),
+            e.inbox_time,
+            e.ingestion_time,
+            e.eviction_time,
+            e.online,
+            _JSON(e.quicklooks),
+            geometry,
+            e.publication_time,
+            e.modification_time,
+        )
+        for e, footprint, geometry in zip(batch, footprints, _valid_ewkb(batch, footprints), strict=True)
+    ]
+
+
+def _rounds(batch: list[CatalogEntry]) -> list[list[CatalogEntry]]:
+    """The batch split so that no id is twice in a round: the n-th occurrence of an id in round n."""
+    occurrences: dict[str, int] = {}
+    rounds: list[list[CatalogEntry]] = []
+    for entry in batch:
+        n = occurrences[entry.id] = occurrences.get(entry.id, -1) + 1
+        if n == len(rounds):
+            rounds.append([])
+        rounds[n].append(entry)
+    return rounds
+
+
+def _copy(cursor: psycopg.Cursor[DictRow], statement: str, entries: list[CatalogEntry]) -> None:
+    """COPY the entries' rows, made a chunk at a time: the server inserts one chunk while the next
+    is made (two cores busy instead of one after the other)."""
+    with cursor.copy(statement) as copy:
+        copy.set_types(_COPY_TYPES)
+        for start in range(0, len(entries), _CHUNK):
+            for row in _rows(entries[start : start + _CHUNK]):
+                copy.write_row(row)
+
+
+def _upsert_round(cursor: psycopg.Cursor[DictRow], entries: list[CatalogEntry], *, all_staged: bool) -> int:
+    """Upsert entries of distinct ids; the number inserted or changed. ``all_staged``: every entry
+    goes through the staging table's conflict handling (safe against a concurrent insert of an id)."""
+    if all_staged:
+        new, known = [], entries
+    else:
+        existing = {row["id"] for row in cursor.execute(_EXISTING, ([e.id for e in entries],))}
+        new = [e for e in entries if e.id not in existing]
+        known = [e for e in entries if e.id in existing] if existing else []
+    if new:
+        _copy(cursor, _COPY_NEW, new)
+    if not known:
+        return len(new)
+    cursor.execute(_CREATE_STAGE)
+    _copy(cursor, _COPY_STAGE, known)
+    return len(new) + len(cursor.execute(_UPSERT_STAGED).fetchall())
 
 
 def _entry(row: DictRow) -> CatalogEntry:
@@ -256,37 +386,30 @@ class PostgresCatalog:
         return self._run(write)
 
     def upsert_many(self, entries: Iterable[CatalogEntry]) -> int:
-        batch = [_params(entry) for entry in entries]
-
-        def staged(conn: Connection) -> int:
-            try:
-                with conn.transaction(), conn.cursor() as cursor:
-                    cursor.execute(_CREATE_STAGE)
-                    with cursor.copy(_COPY_STAGE) as copy:
-                        for seq, params in enumerate(batch):
-                            copy.write_row((seq, *(params[c] for c in _STAGE_COLUMNS)))
-                    return len(cursor.execute(_UPSERT_STAGED).fetchall())
-            except psycopg.errors.UniqueViolation as exc:
-                raise ValueError(f"cannot catalog a batch of {len(batch)} entries: {exc}") from exc
-
-        def write(conn: Connection) -> int:
-            changed = 0
-            try:
-                with conn.transaction(), conn.cursor() as cursor:  # one transaction, one round trip per batch
-                    cursor.executemany(_UPSERT, batch, returning=True)
-                    while True:
-                        changed += cursor.fetchone() is not None
-                        if not cursor.nextset():
-                            break
-            except psycopg.errors.UniqueViolation as exc:
-                raise ValueError(f"cannot catalog a batch of {len(batch)} entries: {exc}") from exc
-            return changed
-
+        batch = list(entries)
         if not batch:
             return 0
-        # An id twice in one batch would make the single INSERT update a row twice (an error):
-        # such a batch goes entry by entry, the later compared with the earlier.
-        return self._run(staged if len({p["id"] for p in batch}) == len(batch) else write)
+        rounds = _rounds(batch)
+
+        def write(conn: Connection, all_staged: bool) -> int:
+            with conn.transaction(), conn.cursor() as cursor:  # one transaction for the batch
+                cursor.adapters.register_dumper(None, _JsonbText)
+                # A later round's ids were all in the first, so they are in the table by then.
+                return sum(
+                    _upsert_round(cursor, entries_of_round, all_staged=all_staged or n > 0)
+                    for n, entries_of_round in enumerate(rounds)
+                )
+
+        try:
+            try:
+                return self._run(lambda conn: write(conn, False))
+            except psycopg.errors.UniqueViolation as exc:
+                if exc.diag.constraint_name != _ID_KEY:
+                    raise
+                # A concurrent writer inserted one of the new ids meanwhile: again, all with ON CONFLICT.
+                return self._run(lambda conn: write(conn, True))
+        except psycopg.errors.UniqueViolation as exc:
+            raise ValueError(f"cannot catalog a batch of {len(batch)} entries: {exc}") from exc
 
     def get(self, product_id: str) -> CatalogEntry | None:
         return self._first(_SELECT + " WHERE p.id = %s", (product_id,))
@@ -317,10 +440,6 @@ class PostgresCatalog:
         sql = "SELECT count(*) AS n FROM products p" + compiled.count_where
         row = self._run(lambda conn: conn.execute(sql, compiled.count_params).fetchone())
         return int(row["n"]) if row is not None else 0
-
-    def find_counted(self, selection: Selection) -> tuple[list[CatalogEntry], int]:
-        # Two statements: the page's stops early in index order, the count's is an index-only scan.
-        return self.find(selection), self.count_where(selection.where)
 
     def ping(self) -> None:
         self._run(lambda conn: conn.execute("SELECT 1").fetchone())

@@ -14,7 +14,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import islice
@@ -183,11 +183,15 @@ def _batch_geometry(entries: list[CatalogEntry], footprints: list[str | None]) -
         unusable = bool(shapely.is_empty(geometries).any())
     except Exception:
         unusable = True
-    if unusable:  # the entry by entry path says which footprint is wrong, and how
+    if unusable:  # entry by entry: parse_geometry says which footprint is wrong, and how
+        import numpy
+
         for i, entry in enumerate(entries):
             if entry.footprint is not None:
                 boxes[i] = _part_boxes(entry.footprint, f"footprint of {entry.name}")
-        geometries = shapely.from_geojson([footprints[i] for i in present])  # all readable now
+        # All readable now; GEOS's GeoJSON reader refuses some that shapely's reads (an open ring).
+        shapes = [parse_geometry(entries[i].footprint, entries[i].name) for i in present]  # type: ignore[arg-type]
+        geometries = numpy.array(shapes, dtype=object)
     else:
         parts, owners = shapely.get_parts(geometries, return_index=True)
         for (min_lon, min_lat, max_lon, max_lat), owner in zip(
@@ -318,9 +322,9 @@ class _ExactIntersects:
         return bool(self.geometry.intersects(footprint))
 
 
-def _exact(tests: tuple[Spatial, ...], rows: list[sqlite3.Row]) -> list[bool]:
-    """Whether each row passes every exact spatial test (vectorised): on its ``footprint_wkb`` (valid
-    already), or on its GeoJSON ``footprint`` when it has none (written before migration 0003)."""
+def _exact(tests: tuple[Spatial, ...], rows: Sequence[Any]) -> list[bool]:
+    """Whether each row (a mapping) passes every exact spatial test (vectorised): on its ``footprint_wkb``
+    (valid already), or on its GeoJSON ``footprint`` when it has none (written before migration 0003)."""
     import numpy
     import shapely
 
@@ -350,9 +354,8 @@ def _rows_by_pk(conn: sqlite3.Connection, pks: list[int]) -> list[sqlite3.Row]:
     return [rows[pk] for pk in pks]
 
 
-def _passing(conn: sqlite3.Connection, compiled: CompiledSelection, *, ordered: bool) -> list[int]:
-    """The keys of every row of a selection with deferred exact tests (``count_where``'s WHERE), in
-    result order if ``ordered``.
+def _passing(conn: sqlite3.Connection, compiled: CompiledSelection) -> int:
+    """How many rows of a selection with deferred exact tests (``count_where``'s WHERE) pass them.
 
     A footprint whose box lies inside a rectangle of the area certainly intersects it: only the
     others (at the area's edges) are tested exactly. SQLite reads a table row only for a column it
@@ -360,14 +363,14 @@ def _passing(conn: sqlite3.Connection, compiled: CompiledSelection, *, ordered: 
     """
     inside, inside_params = _inside_rectangles(compiled.exact)
     sql = (
-        f"SELECT p.pk, {inside} AS certain, CASE WHEN {inside} THEN NULL ELSE p.footprint END AS footprint,"
-        f" CASE WHEN {inside} THEN NULL ELSE p.footprint_wkb END AS footprint_wkb"
-        f" FROM products p{compiled.count_where}{compiled.order_by if ordered else ''}"
+        f"SELECT {inside} AS certain, CASE WHEN {inside} THEN NULL ELSE p.footprint END AS footprint,"
+        f" CASE WHEN {inside} THEN NULL ELSE p.footprint_wkb END AS footprint_wkb FROM products p{compiled.count_where}"
     )
-    rows = conn.execute(sql, (*inside_params, *inside_params, *inside_params, *compiled.count_params)).fetchall()
-    uncertain = [row for row in rows if not row["certain"]]
-    failed = {row["pk"] for row, ok in zip(uncertain, _exact(compiled.exact, uncertain), strict=True) if not ok}
-    return [row["pk"] for row in rows if row["pk"] not in failed]
+    cursor = conn.execute(sql, (*inside_params, *inside_params, *inside_params, *compiled.count_params))
+    cursor.row_factory = None  # plain tuples: thousands of rows, three columns
+    rows = cursor.fetchall()
+    uncertain = [{"footprint": row[1], "footprint_wkb": row[2]} for row in rows if not row[0]]
+    return len(rows) - len(uncertain) + sum(_exact(compiled.exact, uncertain))
 
 
 def _inside_rectangles(tests: tuple[Spatial, ...]) -> tuple[str, list[float]]:
@@ -574,20 +577,7 @@ class SqliteCatalog:
         if not compiled.exact:
             sql = "SELECT count(*) FROM products p" + compiled.count_where
             return int(self._run(lambda conn: conn.execute(sql, compiled.count_params).fetchone()[0]))
-        return len(self._run(lambda conn: _passing(conn, compiled, ordered=False)))
-
-    def find_counted(self, selection: Selection) -> tuple[list[CatalogEntry], int]:
-        compiled = compile_selection(selection, SQLITE, defer_exact=True)
-        if not compiled.exact or selection.after is not None:
-            return self.find(selection), self.count_where(selection.where)
-        # Every candidate is read for the count anyway: the page is the first of them, in order.
-
-        def read(conn: sqlite3.Connection) -> tuple[list[sqlite3.Row], int]:
-            pks = _passing(conn, compiled, ordered=True)
-            return _rows_by_pk(conn, pks[selection.offset : selection.offset + selection.limit]), len(pks)
-
-        rows, total = self._run(read)
-        return [_entry(row) for row in rows], total
+        return self._run(lambda conn: _passing(conn, compiled))
 
     def ping(self) -> None:
         self._run(lambda conn: conn.execute("SELECT count(*) FROM schema_migrations").fetchone())

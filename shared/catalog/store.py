@@ -51,11 +51,6 @@ class CatalogStore(Protocol):
         """Number of products matching ``where`` (all products for None)."""
         ...
 
-    def find_counted(self, selection: Selection) -> tuple[list[CatalogEntry], int]:
-        """``find`` and ``count_where`` of its filter (a page and ``$count``), in one pass when the
-        backend can: both read the same candidates."""
-        ...
-
     def ping(self) -> None:
         """Raise CatalogUnavailable when the database cannot be reached."""
         ...

@@ -112,8 +112,10 @@ class TemporaryPostgres:
     ``url`` connects as superuser ``postgres`` (trust auth) to the database ``refsys``.
     """
 
-    def __init__(self, base_dir: Path | None = None, port: int | None = None) -> None:
+    def __init__(self, base_dir: Path | None = None, port: int | None = None, settings: str = "") -> None:
+        """``settings``: postgresql.conf lines after the test settings (a later line wins)."""
         self._base_dir = base_dir
+        self._settings = _SETTINGS + settings
         self._fixed_port = port
         self._port: int | None = None
         self._root: Path | None = None
@@ -259,7 +261,7 @@ class TemporaryPostgres:
         except subprocess.CalledProcessError as exc:
             raise RuntimeError(f"initdb failed ({exc.returncode}): {exc.stderr.strip()}") from exc
         with (data / "postgresql.conf").open("a", encoding="utf-8") as conf:
-            conf.write(_SETTINGS)
+            conf.write(self._settings)
 
     def _start_server(self) -> None:
         assert self._root is not None

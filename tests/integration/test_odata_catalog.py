@@ -344,12 +344,8 @@ def test_generated_filters_match_a_brute_force_evaluation(loaded: tuple[CatalogS
         where = parse_filter(text)
         want = sorted(e.name for e in entries if matches(where, e))
         got = sorted(e.name for e in store.find(Selection(where=where, limit=10_000)))
-        page, total = store.find_counted(Selection(where=where, limit=5, offset=2))
-        if (
-            got != want
-            or store.count_where(where) != len(want)
-            or ([e.name for e in page], total) != (want[2:7], len(want))
-        ):
+        page = store.find(Selection(where=where, limit=5, offset=2))
+        if got != want or store.count_where(where) != len(want) or [e.name for e in page] != want[2:7]:
             mismatches.append((text, sorted(set(got) ^ set(want))))
     assert not mismatches, mismatches[:5]
 

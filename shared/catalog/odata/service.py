@@ -143,13 +143,12 @@ class ODataService:
             offset=0 if query.after is not None else query.skip,
             after=query.after,
         )
-        body: dict[str, Any] = {"@odata.context": _context(query.expand)}
-        if query.count:
-            entries, body["@odata.count"] = catalog.find_counted(selection)
-        else:
-            entries = catalog.find(selection)
+        entries = catalog.find(selection)
         more = len(entries) > query.top
         entries = entries[: query.top]
+        body: dict[str, Any] = {"@odata.context": _context(query.expand)}
+        if query.count:
+            body["@odata.count"] = catalog.count_where(query.where)
         body["value"] = [product_json(e, select=query.select, expand=query.expand) for e in entries]
         if more:
             last = entries[-1]
