@@ -248,7 +248,7 @@ class _Compiler:
     # -- space --------------------------------------------------------------------------------
 
     def prefilter(self, node: Spatial, *, in_row: bool = False) -> Fragment:
-        """The box prefilter alone (SQLite): footprints with a part box meeting a part box of the geometry,
+        """The box prefilter alone: footprints with a part box meeting a part box of the geometry,
         found by the R*Tree; or, ``in_row``, footprints whose bounding box (columns of the row, and of
         the type + time index) meets one, tested on the rows other predicates select.
 
@@ -258,8 +258,10 @@ class _Compiler:
             v for min_lon, max_lon, min_lat, max_lat in node.bounds for v in (min_lon, max_lon, min_lat, max_lat)
         ]
         if in_row:
+            ph = self.ph
             boxes = " OR ".join(
-                "(p.max_lon >= ? AND p.min_lon <= ? AND p.max_lat >= ? AND p.min_lat <= ?)" for _ in node.bounds
+                f"(p.max_lon >= {ph} AND p.min_lon <= {ph} AND p.max_lat >= {ph} AND p.min_lat <= {ph})"
+                for _ in node.bounds
             )
             return f"({boxes})", box_params
         boxes = " UNION ".join(
@@ -275,7 +277,12 @@ class _Compiler:
             # A plain call, not a scalar subquery (an InitPlan): the planner then sees the geometry
             # (immutable function of a parameter) and estimates how many rows its box selects; with
             # an InitPlan it guessed one row and preferred the GiST index to the type and time index.
-            return f"{function}(p.footprint_geom, ST_GeomFromText({self.ph}, 4326))", [node.wkt]
+            exact = f"{function}(p.footprint_geom, ST_GeomFromText({self.ph}, 4326))"
+            if node.relation == "disjoint" or not node.bounds:
+                return exact, [node.wkt]
+            # The box columns, tested inside the type + time index (migration 0004) before any row is read.
+            boxes, box_params = self.prefilter(node, in_row=True)
+            return f"({boxes} AND {exact})", [*box_params, node.wkt]
         exact = "(p.footprint IS NOT NULL AND refsys_spatial(?, p.footprint, ?))"
         params: list[Any] = [node.relation, node.wkt]
         if node.relation == "disjoint" or not node.bounds:
