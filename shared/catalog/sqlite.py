@@ -190,7 +190,7 @@ def _batch_geometry(entries: list[CatalogEntry], footprints: list[str | None]) -
             if entry.footprint is not None:
                 boxes[i] = _part_boxes(entry.footprint, f"footprint of {entry.name}")
         # All readable now; GEOS's GeoJSON reader refuses some that shapely's reads (an open ring).
-        shapes = [parse_geometry(entries[i].footprint, entries[i].name) for i in present]  # type: ignore[arg-type]
+        shapes = [parse_geometry(e.footprint, f"footprint of {e.name}") for e in entries if e.footprint is not None]
         geometries = numpy.array(shapes, dtype=object)
     else:
         parts, owners = shapely.get_parts(geometries, return_index=True)
