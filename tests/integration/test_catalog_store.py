@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -50,15 +49,6 @@ def make_entry(name: str, **changes: Any) -> CatalogEntry:
     return CatalogEntry(**fields)
 
 
-@pytest.fixture
-def store(catalog_url: str) -> Iterator[CatalogStore]:
-    catalog = open_catalog(catalog_url)
-    try:
-        yield catalog
-    finally:
-        catalog.close()
-
-
 def names(entries: list[CatalogEntry]) -> list[str]:
     return [e.name for e in entries]
 
@@ -66,7 +56,7 @@ def names(entries: list[CatalogEntry]) -> list[str]:
 # -- round trip --------------------------------------------------------------------------------
 
 
-def test_upsert_then_get_returns_every_field_with_exact_types(store: CatalogStore) -> None:
+def test_upsert_then_get_returns_every_field_with_exact_types(catalog_store: CatalogStore) -> None:
     entry = make_entry(
         "S1A_IW_GRDH_1SDV_20230823T120000_20230823T120025_050000_060000_ABCD.SAFE",
         validity_start=datetime(2023, 8, 23, 12, 0, 0, 123456, tzinfo=UTC),
@@ -87,9 +77,9 @@ def test_upsert_then_get_returns_every_field_with_exact_types(store: CatalogStor
         inbox_time=T0 + timedelta(minutes=30, microseconds=1),
         ingestion_time=T0 + timedelta(minutes=31),
     )
-    assert store.upsert(entry) is True
+    assert catalog_store.upsert(entry) is True
 
-    for found in (store.get(entry.id), store.get_by_name(entry.name)):
+    for found in (catalog_store.get(entry.id), catalog_store.get_by_name(entry.name)):
         assert found == entry
         assert found is not None
         assert {k: type(v) for k, v in found.attributes.items()} == {k: type(v) for k, v in entry.attributes.items()}
@@ -98,7 +88,7 @@ def test_upsert_then_get_returns_every_field_with_exact_types(store: CatalogStor
         assert found.validity_stop == datetime(2023, 8, 23, 12, 0, 25, 999999, tzinfo=UTC)
 
 
-def test_entry_without_optional_fields_round_trips(store: CatalogStore) -> None:
+def test_entry_without_optional_fields_round_trips(catalog_store: CatalogStore) -> None:
     entry = make_entry(
         "S1__AUX_WND_V20160423T120000_G20160422T060059.SAFE",
         satellite=None,
@@ -108,11 +98,11 @@ def test_entry_without_optional_fields_round_trips(store: CatalogStore) -> None:
         footprint=None,
         attributes={},
     )
-    assert store.upsert(entry) is True
-    assert store.get(entry.id) == entry
+    assert catalog_store.upsert(entry) is True
+    assert catalog_store.get(entry.id) == entry
 
 
-def test_directory_product_key_and_multipolygon_footprint_round_trip(store: CatalogStore) -> None:
+def test_directory_product_key_and_multipolygon_footprint_round_trip(catalog_store: CatalogStore) -> None:
     footprint = {
         "type": "MultiPolygon",
         "coordinates": [box(1, 1, 2, 2)["coordinates"], box(5, 5, 6, 6)["coordinates"]],
@@ -120,37 +110,37 @@ def test_directory_product_key_and_multipolygon_footprint_round_trip(store: Cata
     entry = make_entry(
         "S3A_OL_1_EFR____20230823T120000.SEN3", key="S3A_OL_1_EFR____20230823T120000.SEN3/", footprint=footprint
     )
-    store.upsert(entry)
-    assert store.get(entry.id) == entry
+    catalog_store.upsert(entry)
+    assert catalog_store.get(entry.id) == entry
 
 
-def test_get_of_unknown_product_is_none(store: CatalogStore) -> None:
-    assert store.get(product_id("nope")) is None
-    assert store.get_by_name("nope") is None
+def test_get_of_unknown_product_is_none(catalog_store: CatalogStore) -> None:
+    assert catalog_store.get(product_id("nope")) is None
+    assert catalog_store.get_by_name("nope") is None
 
 
 # -- idempotent upsert ---------------------------------------------------------------------------
 
 
-def test_same_entry_twice_returns_false_and_leaves_one_row(store: CatalogStore) -> None:
+def test_same_entry_twice_returns_false_and_leaves_one_row(catalog_store: CatalogStore) -> None:
     entry = make_entry("P1")
-    assert store.upsert(entry) is True
-    assert store.upsert(entry) is False
-    assert store.count(ProductQuery()) == 1
-    assert store.get(entry.id) == entry
+    assert catalog_store.upsert(entry) is True
+    assert catalog_store.upsert(entry) is False
+    assert catalog_store.count(ProductQuery()) == 1
+    assert catalog_store.get(entry.id) == entry
 
 
-def test_redelivery_with_new_bookkeeping_times_changes_nothing(store: CatalogStore) -> None:
+def test_redelivery_with_new_bookkeeping_times_changes_nothing(catalog_store: CatalogStore) -> None:
     entry = make_entry("P1")
-    store.upsert(entry)
+    catalog_store.upsert(entry)
     later = T0 + timedelta(days=1)
-    assert store.upsert(dataclasses.replace(entry, publication_time=later, modification_time=later)) is False
-    assert store.get(entry.id) == entry
+    assert catalog_store.upsert(dataclasses.replace(entry, publication_time=later, modification_time=later)) is False
+    assert catalog_store.get(entry.id) == entry
 
 
-def test_changed_entry_returns_true_and_keeps_publication_time(store: CatalogStore) -> None:
+def test_changed_entry_returns_true_and_keeps_publication_time(catalog_store: CatalogStore) -> None:
     entry = make_entry("P1")
-    store.upsert(entry)
+    catalog_store.upsert(entry)
     later = T0 + timedelta(days=1)
     changed = dataclasses.replace(
         entry,
@@ -159,44 +149,44 @@ def test_changed_entry_returns_true_and_keeps_publication_time(store: CatalogSto
         publication_time=later,
         modification_time=later,
     )
-    assert store.upsert(changed) is True
-    assert store.get(entry.id) == dataclasses.replace(changed, publication_time=entry.publication_time)
-    assert store.count(ProductQuery()) == 1
+    assert catalog_store.upsert(changed) is True
+    assert catalog_store.get(entry.id) == dataclasses.replace(changed, publication_time=entry.publication_time)
+    assert catalog_store.count(ProductQuery()) == 1
 
 
-def test_attribute_type_change_alone_is_a_change(store: CatalogStore) -> None:
+def test_attribute_type_change_alone_is_a_change(catalog_store: CatalogStore) -> None:
     entry = make_entry("P1", attributes={"cycleNumber": 1})
-    store.upsert(entry)
-    assert store.upsert(dataclasses.replace(entry, attributes={"cycleNumber": 1.0})) is True
-    found = store.get(entry.id)
+    catalog_store.upsert(entry)
+    assert catalog_store.upsert(dataclasses.replace(entry, attributes={"cycleNumber": 1.0})) is True
+    found = catalog_store.get(entry.id)
     assert found is not None and type(found.attributes["cycleNumber"]) is float
 
 
-def test_changed_footprint_moves_the_product_in_space(store: CatalogStore) -> None:
+def test_changed_footprint_moves_the_product_in_space(catalog_store: CatalogStore) -> None:
     entry = make_entry("P1", footprint=box(10, 40, 12, 42))
-    store.upsert(entry)
-    store.upsert(dataclasses.replace(entry, footprint=box(-60, -10, -58, -8)))
-    assert store.search(ProductQuery(intersects=box(10.5, 40.5, 11, 41))) == []
-    assert names(store.search(ProductQuery(intersects=box(-59, -9, -58.5, -8.5)))) == ["P1"]
-    assert store.upsert(dataclasses.replace(entry, footprint=None)) is True
-    assert store.search(ProductQuery(intersects=box(-59, -9, -58.5, -8.5))) == []
+    catalog_store.upsert(entry)
+    catalog_store.upsert(dataclasses.replace(entry, footprint=box(-60, -10, -58, -8)))
+    assert catalog_store.search(ProductQuery(intersects=box(10.5, 40.5, 11, 41))) == []
+    assert names(catalog_store.search(ProductQuery(intersects=box(-59, -9, -58.5, -8.5)))) == ["P1"]
+    assert catalog_store.upsert(dataclasses.replace(entry, footprint=None)) is True
+    assert catalog_store.search(ProductQuery(intersects=box(-59, -9, -58.5, -8.5))) == []
 
 
-def test_same_name_under_another_id_is_refused(store: CatalogStore) -> None:
-    store.upsert(make_entry("P1"))
+def test_same_name_under_another_id_is_refused(catalog_store: CatalogStore) -> None:
+    catalog_store.upsert(make_entry("P1"))
     with pytest.raises(ValueError, match="P1"):
-        store.upsert(make_entry("P1", id=product_id("something else")))
-    assert store.count(ProductQuery()) == 1
+        catalog_store.upsert(make_entry("P1", id=product_id("something else")))
+    assert catalog_store.count(ProductQuery()) == 1
 
 
-def test_concurrent_upserts_of_one_entry_insert_it_once(store: CatalogStore) -> None:
+def test_concurrent_upserts_of_one_entry_insert_it_once(catalog_store: CatalogStore) -> None:
     entry = make_entry("P1")
     results: list[bool] = []
     barrier = threading.Barrier(8)
 
     def upsert() -> None:
         barrier.wait()
-        results.append(store.upsert(entry))
+        results.append(catalog_store.upsert(entry))
 
     threads = [threading.Thread(target=upsert) for _ in range(8)]
     for thread in threads:
@@ -204,22 +194,24 @@ def test_concurrent_upserts_of_one_entry_insert_it_once(store: CatalogStore) -> 
     for thread in threads:
         thread.join()
     assert sorted(results) == [False] * 7 + [True]
-    assert store.count(ProductQuery()) == 1
+    assert catalog_store.count(ProductQuery()) == 1
 
 
 # -- filters -----------------------------------------------------------------------------------
 
 
 @pytest.fixture
-def three_products(store: CatalogStore) -> CatalogStore:
-    store.upsert(make_entry("S1A_IW_GRDH_1SDV_X"))
-    store.upsert(
+def three_products(catalog_store: CatalogStore) -> CatalogStore:
+    catalog_store.upsert(make_entry("S1A_IW_GRDH_1SDV_X"))
+    catalog_store.upsert(
         make_entry(
             "S2B_MSIL1C_Y", mission="S2", satellite="B", product_type="MSI_L1C_TL", level="L1", family="S2_L1C_TL"
         )
     )
-    store.upsert(make_entry("S3A_OL_0_EFR_Z", mission="S3", product_type="OL_0_EFR___", level="L0", family="S3_L0"))
-    return store
+    catalog_store.upsert(
+        make_entry("S3A_OL_0_EFR_Z", mission="S3", product_type="OL_0_EFR___", level="L0", family="S3_L0")
+    )
+    return catalog_store
 
 
 @pytest.mark.parametrize(
@@ -260,19 +252,21 @@ US = timedelta(microseconds=1)
         (STOP, STOP, True),  # an instant on the edge
     ],
 )
-def test_time_range_overlap(store: CatalogStore, start: datetime | None, stop: datetime | None, matches: bool) -> None:
-    store.upsert(make_entry("TIMED", validity_start=START, validity_stop=STOP))
-    store.upsert(make_entry("TIMELESS", validity_start=None, validity_stop=None))
+def test_time_range_overlap(
+    catalog_store: CatalogStore, start: datetime | None, stop: datetime | None, matches: bool
+) -> None:
+    catalog_store.upsert(make_entry("TIMED", validity_start=START, validity_stop=STOP))
+    catalog_store.upsert(make_entry("TIMELESS", validity_start=None, validity_stop=None))
     expected = ["TIMED"] if matches else []
-    assert names(store.search(ProductQuery(start=start, stop=stop))) == expected
-    assert store.count(ProductQuery(start=start, stop=stop)) == len(expected)
+    assert names(catalog_store.search(ProductQuery(start=start, stop=stop))) == expected
+    assert catalog_store.count(ProductQuery(start=start, stop=stop)) == len(expected)
 
 
-def test_time_filter_with_other_filters_uses_both(store: CatalogStore) -> None:
-    store.upsert(make_entry("A", validity_start=START, validity_stop=STOP))
-    store.upsert(make_entry("B", validity_start=START, validity_stop=STOP, product_type="IW_SLC__1S"))
+def test_time_filter_with_other_filters_uses_both(catalog_store: CatalogStore) -> None:
+    catalog_store.upsert(make_entry("A", validity_start=START, validity_stop=STOP))
+    catalog_store.upsert(make_entry("B", validity_start=START, validity_stop=STOP, product_type="IW_SLC__1S"))
     query = ProductQuery(product_type="IW_SLC__1S", start=START + timedelta(minutes=1))
-    assert names(store.search(query)) == ["B"]
+    assert names(catalog_store.search(query)) == ["B"]
 
 
 # -- spatial -----------------------------------------------------------------------------------
@@ -297,12 +291,12 @@ SPLIT_AT_ANTIMERIDIAN = {
         (box(20, 20, 30, 30), False),
     ],
 )
-def test_intersects_is_exact(store: CatalogStore, geometry: dict[str, Any], matches: bool) -> None:
-    store.upsert(make_entry("TRIANGLE", footprint=TRIANGLE))
-    store.upsert(make_entry("NO_FOOTPRINT", footprint=None))
+def test_intersects_is_exact(catalog_store: CatalogStore, geometry: dict[str, Any], matches: bool) -> None:
+    catalog_store.upsert(make_entry("TRIANGLE", footprint=TRIANGLE))
+    catalog_store.upsert(make_entry("NO_FOOTPRINT", footprint=None))
     expected = ["TRIANGLE"] if matches else []
-    assert names(store.search(ProductQuery(intersects=geometry))) == expected
-    assert store.count(ProductQuery(intersects=geometry)) == len(expected)
+    assert names(catalog_store.search(ProductQuery(intersects=geometry))) == expected
+    assert catalog_store.count(ProductQuery(intersects=geometry)) == len(expected)
 
 
 @pytest.mark.parametrize(
@@ -323,47 +317,47 @@ def test_intersects_is_exact(store: CatalogStore, geometry: dict[str, Any], matc
     ],
 )
 def test_intersects_footprint_split_at_antimeridian(
-    store: CatalogStore, geometry: dict[str, Any], matches: bool
+    catalog_store: CatalogStore, geometry: dict[str, Any], matches: bool
 ) -> None:
-    store.upsert(make_entry("DATELINE", footprint=SPLIT_AT_ANTIMERIDIAN))
-    store.upsert(make_entry("GREENWICH", footprint=box(-10, 40, 10, 50)))
+    catalog_store.upsert(make_entry("DATELINE", footprint=SPLIT_AT_ANTIMERIDIAN))
+    catalog_store.upsert(make_entry("GREENWICH", footprint=box(-10, 40, 10, 50)))
     expected = ["DATELINE"] if matches else []
-    assert names(store.search(ProductQuery(intersects=geometry))) == expected
+    assert names(catalog_store.search(ProductQuery(intersects=geometry))) == expected
 
 
-def test_intersects_with_other_filters_and_paging(store: CatalogStore) -> None:
+def test_intersects_with_other_filters_and_paging(catalog_store: CatalogStore) -> None:
     for i in range(6):
         mission = "S1" if i % 2 == 0 else "S2"
         footprint = box(i, 0, i + 0.5, 1)  # P0..P5 along the equator
-        store.upsert(
+        catalog_store.upsert(
             make_entry(f"P{i}", mission=mission, footprint=footprint, publication_time=T0 + timedelta(minutes=i))
         )
     query = ProductQuery(intersects=box(0, 0, 4.2, 1), mission="S1")  # S1 ones: P0, P2, P4
-    assert names(store.search(query)) == ["P4", "P2", "P0"]
-    assert names(store.search(dataclasses.replace(query, limit=1, offset=1))) == ["P2"]
-    assert store.count(dataclasses.replace(query, limit=1, offset=1)) == 3
+    assert names(catalog_store.search(query)) == ["P4", "P2", "P0"]
+    assert names(catalog_store.search(dataclasses.replace(query, limit=1, offset=1))) == ["P2"]
+    assert catalog_store.count(dataclasses.replace(query, limit=1, offset=1)) == 3
 
 
-def test_invalid_query_geometry_is_a_value_error(store: CatalogStore) -> None:
+def test_invalid_query_geometry_is_a_value_error(catalog_store: CatalogStore) -> None:
     with pytest.raises(ValueError, match="intersects"):
-        store.search(ProductQuery(intersects={"type": "Polygon", "coordinates": "nonsense"}))
+        catalog_store.search(ProductQuery(intersects={"type": "Polygon", "coordinates": "nonsense"}))
 
 
-def test_invalid_footprint_is_refused_before_writing(store: CatalogStore) -> None:
+def test_invalid_footprint_is_refused_before_writing(catalog_store: CatalogStore) -> None:
     with pytest.raises(ValueError, match="footprint"):
-        store.upsert(make_entry("BAD", footprint={"type": "Polygon", "coordinates": [[[0, 0]]]}))
-    assert store.count(ProductQuery()) == 0
+        catalog_store.upsert(make_entry("BAD", footprint={"type": "Polygon", "coordinates": [[[0, 0]]]}))
+    assert catalog_store.count(ProductQuery()) == 0
 
 
 # -- order, paging, count ----------------------------------------------------------------------
 
 
 @pytest.fixture
-def five_products(store: CatalogStore) -> CatalogStore:
+def five_products(catalog_store: CatalogStore) -> CatalogStore:
     publications = {"E": 0, "D": 1, "B": 2, "C": 2, "A": 2}  # B, C, A published at the same time
     for name, minute in publications.items():
-        store.upsert(make_entry(name, publication_time=T0 + timedelta(minutes=minute)))
-    return store
+        catalog_store.upsert(make_entry(name, publication_time=T0 + timedelta(minutes=minute)))
+    return catalog_store
 
 
 def test_search_orders_newest_publication_first_then_name(five_products: CatalogStore) -> None:
@@ -382,10 +376,10 @@ def test_count_ignores_limit_and_offset(five_products: CatalogStore) -> None:
     assert five_products.count(ProductQuery(names=["A", "E", "Z"])) == 2
 
 
-def test_microseconds_order_publications(store: CatalogStore) -> None:
-    store.upsert(make_entry("EARLIER", publication_time=T0))
-    store.upsert(make_entry("LATER", publication_time=T0 + US))
-    assert names(store.search(ProductQuery())) == ["LATER", "EARLIER"]
+def test_microseconds_order_publications(catalog_store: CatalogStore) -> None:
+    catalog_store.upsert(make_entry("EARLIER", publication_time=T0))
+    catalog_store.upsert(make_entry("LATER", publication_time=T0 + US))
+    assert names(catalog_store.search(ProductQuery())) == ["LATER", "EARLIER"]
 
 
 # -- schema and availability -------------------------------------------------------------------
@@ -439,8 +433,8 @@ def test_reopening_keeps_the_data(catalog_url: str) -> None:
         second.close()
 
 
-def test_ping_answers_when_the_database_is_up(store: CatalogStore) -> None:
-    store.ping()
+def test_ping_answers_when_the_database_is_up(catalog_store: CatalogStore) -> None:
+    catalog_store.ping()
 
 
 def test_closed_store_is_unavailable(catalog_url: str) -> None:
