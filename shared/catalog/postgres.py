@@ -29,7 +29,7 @@ from shared.catalog.model import (
     canonical_json,
     parse_geometry,
 )
-from shared.catalog.sqlfilter import POSTGRESQL, compile_selection
+from shared.catalog.sqlfilter import POSTGRESQL, CompiledSelection, certainly_passing, compile_selection, exact_tests
 from shared.catalog.store import CatalogUnavailable, ConnectionPool
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,19 @@ _SELECT = (
     + ", ".join(f"p.{c}" for c in _CONTENT_COLUMNS)
     + ", p.publication_time, p.modification_time FROM products p"
 )
+
+
+def _candidate_keys(compiled: CompiledSelection) -> str:
+    """The ids of a selection with deferred exact tests, in its order; LIMIT and OFFSET parameters."""
+    if not compiled.select_before_order:
+        return "SELECT p.id FROM products p" + compiled.where + compiled.order_by + " LIMIT %s OFFSET %s"
+    keys = ", ".join(f"{expression} AS k{i}" for i, (expression, _) in enumerate(compiled.order_keys))
+    order = ", ".join(f"c.k{i} {'DESC' if desc else 'ASC'}" for i, (_, desc) in enumerate(compiled.order_keys))
+    # A subquery with OFFSET 0 is planned on its own: by its WHERE alone, blind to the order.
+    return (
+        f"SELECT c.id FROM (SELECT p.id, {keys} FROM products p{compiled.where} OFFSET 0) c"
+        f" ORDER BY {order} LIMIT %s OFFSET %s"
+    )
 
 
 def _compared(alias: str, column: str) -> str:
@@ -430,16 +443,58 @@ class PostgresCatalog:
         return int(row["n"]) if row is not None else 0
 
     def find(self, selection: Selection) -> list[CatalogEntry]:
-        compiled = compile_selection(selection, POSTGRESQL)
-        sql = _SELECT + compiled.where + compiled.order_by + " LIMIT %s OFFSET %s"
-        params = (*compiled.params, selection.limit, selection.offset)
-        return [_entry(row) for row in self._run(lambda conn: conn.execute(sql, params).fetchall())]
+        compiled = compile_selection(selection, POSTGRESQL, defer_exact=True)
+        if not compiled.exact:
+            sql = _SELECT + compiled.where + compiled.order_by + " LIMIT %s OFFSET %s"
+            params = (*compiled.params, selection.limit, selection.offset)
+            return [_entry(row) for row in self._run(lambda conn: conn.execute(sql, params).fetchall())]
+        if selection.limit == 0:
+            return []
+        keys = _candidate_keys(compiled)
+        exact, exact_params = exact_tests(compiled.exact)
+        rows_sql = _SELECT + " WHERE p.id = ANY(%s) AND " + exact
+        wanted = selection.offset + selection.limit
+
+        def read(conn: Connection) -> list[DictRow]:
+            # Candidates in result order, a batch at a time (the first is usually the last): only
+            # their rows are read and tested exactly. One snapshot, so batches neither overlap nor miss.
+            with conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                kept: list[DictRow] = []
+                offset, size = 0, max(wanted + wanted // 4, 32)
+                while len(kept) < wanted:
+                    ids = [row["id"] for row in conn.execute(keys, (*compiled.params, size, offset))]
+                    passed = {row["id"]: row for row in conn.execute(rows_sql, (ids, *exact_params))}
+                    kept.extend(passed[i] for i in ids if i in passed)
+                    if len(ids) < size:
+                        break
+                    offset, size = offset + size, size * 2
+                return kept[selection.offset : wanted]
+
+        return [_entry(row) for row in self._run(read)]
 
     def count_where(self, where: Filter | None) -> int:
-        compiled = compile_selection(Selection(where=where), POSTGRESQL)
-        sql = "SELECT count(*) AS n FROM products p" + compiled.count_where
-        row = self._run(lambda conn: conn.execute(sql, compiled.count_params).fetchone())
+        compiled = compile_selection(Selection(where=where), POSTGRESQL, defer_exact=True)
+        if not compiled.exact:
+            sql = "SELECT count(*) AS n FROM products p" + compiled.count_where
+            params = compiled.count_params
+        else:
+            # The rows certainly passing are counted from the type + time index (box columns); only
+            # the others, at the area's edges, are read and tested exactly.
+            certain, certain_params = certainly_passing(compiled.exact, POSTGRESQL)
+            exact, exact_params = exact_tests(compiled.exact)
+            sql = (
+                f"WITH c AS MATERIALIZED (SELECT p.id, {certain} AS certain FROM products p{compiled.count_where})"
+                " SELECT (SELECT count(*) FROM c WHERE c.certain)"
+                f" + (SELECT count(*) FROM c JOIN products p ON p.id = c.id WHERE NOT c.certain AND {exact}) AS n"
+            )
+            params = [*certain_params, *compiled.count_params, *exact_params]
+        row = self._run(lambda conn: conn.execute(sql, params).fetchone())
         return int(row["n"]) if row is not None else 0
+
+    def find_counted(self, selection: Selection) -> tuple[list[CatalogEntry], int]:
+        # Both are served by the type + time index; the count reads only rows at the area's edges.
+        return self.find(selection), self.count_where(selection.where)
 
     def ping(self) -> None:
         self._run(lambda conn: conn.execute("SELECT 1").fetchone())

@@ -10,6 +10,7 @@ candidates; shapely decides exactly. Datetimes are fixed-width UTC text (see the
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 import sqlite3
@@ -18,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import islice
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,7 +43,7 @@ from shared.catalog.model import (
     parse_geometry,
     parse_utc,
 )
-from shared.catalog.sqlfilter import SQLITE, CompiledSelection, compile_selection
+from shared.catalog.sqlfilter import SQLITE, CompiledSelection, certainly_passing, compile_selection
 from shared.catalog.store import CatalogUnavailable, ConnectionPool
 
 log = logging.getLogger(__name__)
@@ -354,41 +356,41 @@ def _rows_by_pk(conn: sqlite3.Connection, pks: list[int]) -> list[sqlite3.Row]:
     return [rows[pk] for pk in pks]
 
 
-def _passing(conn: sqlite3.Connection, compiled: CompiledSelection) -> int:
-    """How many rows of a selection with deferred exact tests (``count_where``'s WHERE) pass them.
+def _passing(
+    conn: sqlite3.Connection, compiled: CompiledSelection, columns: str = "", params: Sequence[Any] = ()
+) -> list[tuple[Any, ...]]:
+    """``columns`` of the rows of a selection with deferred exact tests (``count_where``'s WHERE) that
+    pass them: one pass over the candidates.
 
     A footprint whose box lies inside a rectangle of the area certainly intersects it: only the
     others (at the area's edges) are tested exactly. SQLite reads a table row only for a column it
     needs, so the certain ones, decided on the index alone, cost no table read.
     """
-    inside, inside_params = _inside_rectangles(compiled.exact)
+    inside, inside_params = certainly_passing(compiled.exact, SQLITE)
     sql = (
-        f"SELECT {inside} AS certain, CASE WHEN {inside} THEN NULL ELSE p.footprint END AS footprint,"
-        f" CASE WHEN {inside} THEN NULL ELSE p.footprint_wkb END AS footprint_wkb FROM products p{compiled.count_where}"
+        f"SELECT {inside}, CASE WHEN {inside} THEN NULL ELSE p.footprint END,"
+        f" CASE WHEN {inside} THEN NULL ELSE p.footprint_wkb END{', ' + columns if columns else ''}"
+        f" FROM products p{compiled.count_where}"
     )
-    cursor = conn.execute(sql, (*inside_params, *inside_params, *inside_params, *compiled.count_params))
-    cursor.row_factory = None  # plain tuples: thousands of rows, three columns
+    cursor = conn.execute(sql, (*inside_params * 3, *params, *compiled.count_params))
+    cursor.row_factory = None  # plain tuples: thousands of rows, a few columns
     rows = cursor.fetchall()
     uncertain = [{"footprint": row[1], "footprint_wkb": row[2]} for row in rows if not row[0]]
-    return len(rows) - len(uncertain) + sum(_exact(compiled.exact, uncertain))
+    verdicts = iter(_exact(compiled.exact, uncertain))
+    return [row[3:] for row in rows if row[0] or next(verdicts)]
 
 
-def _inside_rectangles(tests: tuple[Spatial, ...]) -> tuple[str, list[float]]:
-    """SQL true for rows whose footprint box lies inside a rectangular part of the area of the one
-    Intersects test (``0`` when there is no such part, or other tests), and its parameters."""
-    import shapely
-
-    if len(tests) != 1 or tests[0].relation != "intersects":
-        return "(0)", []
-    params: list[float] = []
-    for part in shapely.get_parts(shapely.from_wkt(tests[0].wkt)):
-        min_lon, min_lat, max_lon, max_lat = part.bounds
-        if part.geom_type == "Polygon" and part.area > 0 and part.area == part.envelope.area:
-            params.extend((min_lon, max_lon, min_lat, max_lat))
-    if not params:
-        return "(0)", []
-    box = "(p.min_lon >= ? AND p.max_lon <= ? AND p.min_lat >= ? AND p.max_lat <= ?)"
-    return "(" + " OR ".join(box for _ in range(len(params) // 4)) + ")", params
+def _first_in_order(rows: list[tuple[Any, ...]], order: tuple[tuple[str, bool], ...], count: int) -> list[Any]:
+    """The first ``count`` rows ``(pk, *order values)`` in the order's directions, as SQL sorts
+    them (the order's expressions are never NULL)."""
+    values = itemgetter(*range(1, len(order) + 1))
+    if len({descending for _, descending in order}) == 1:
+        first = heapq.nlargest if order[0][1] else heapq.nsmallest
+        return first(count, rows, key=values)
+    ordered = list(rows)
+    for i in reversed(range(len(order))):  # stable sorts, the last key first
+        ordered.sort(key=itemgetter(i + 1), reverse=order[i][1])
+    return ordered[:count]
 
 
 def _spatial_udf(relation: str, footprint: str | None, wkt: str) -> int:
@@ -577,7 +579,25 @@ class SqliteCatalog:
         if not compiled.exact:
             sql = "SELECT count(*) FROM products p" + compiled.count_where
             return int(self._run(lambda conn: conn.execute(sql, compiled.count_params).fetchone()[0]))
-        return self._run(lambda conn: _passing(conn, compiled))
+        return self._run(lambda conn: len(_passing(conn, compiled)))
+
+    def find_counted(self, selection: Selection) -> tuple[list[CatalogEntry], int]:
+        compiled = compile_selection(selection, SQLITE, defer_exact=True)
+        if not compiled.exact:
+            return self.find(selection), self.count_where(selection.where)
+        # The count reads every candidate (and tests those at the area's edges) anyway: the page is
+        # chosen from the same pass, instead of a second walk over the type + time index.
+        keys = ", ".join(expression for expression, _ in compiled.order_keys)
+        columns = f"p.pk, {keys}, {compiled.keyset or '1'}"
+
+        def read(conn: sqlite3.Connection) -> tuple[list[sqlite3.Row], int]:
+            passing = _passing(conn, compiled, columns, compiled.keyset_params)
+            beyond = [row[:-1] for row in passing if row[-1]]  # after the keyset, if any
+            first = _first_in_order(beyond, compiled.order_keys, selection.offset + selection.limit)
+            return _rows_by_pk(conn, [row[0] for row in first[selection.offset :]]), len(passing)
+
+        rows, count = self._run(read)
+        return [_entry(row) for row in rows], count
 
     def ping(self) -> None:
         self._run(lambda conn: conn.execute("SELECT count(*) FROM schema_migrations").fetchone())

@@ -51,6 +51,11 @@ class CatalogStore(Protocol):
         """Number of products matching ``where`` (all products for None)."""
         ...
 
+    def find_counted(self, selection: Selection) -> tuple[list[CatalogEntry], int]:
+        """``find`` and ``count_where`` of the selection's filter (``$count=true``), in one pass
+        over the candidates where the backend can."""
+        ...
+
     def ping(self) -> None:
         """Raise CatalogUnavailable when the database cannot be reached."""
         ...

@@ -143,12 +143,13 @@ class ODataService:
             offset=0 if query.after is not None else query.skip,
             after=query.after,
         )
-        entries = catalog.find(selection)
-        more = len(entries) > query.top
-        entries = entries[: query.top]
         body: dict[str, Any] = {"@odata.context": _context(query.expand)}
         if query.count:
-            body["@odata.count"] = catalog.count_where(query.where)
+            entries, body["@odata.count"] = catalog.find_counted(selection)
+        else:
+            entries = catalog.find(selection)
+        more = len(entries) > query.top
+        entries = entries[: query.top]
         body["value"] = [product_json(e, select=query.select, expand=query.expand) for e in entries]
         if more:
             last = entries[-1]
