@@ -166,6 +166,23 @@ def test_file_store_uses_wal_and_records_its_migrations(tmp_path: Path) -> None:
     assert rows == [("catalog", m.version) for m in load_migrations("sqlite")]
 
 
+def test_bulk_batches_checkpoint_so_the_wal_holds_one_batch(tmp_path: Path) -> None:
+    """Checkpoints run beside the writer, and the next batch waits for one: the WAL starts again
+    from its beginning instead of growing by a batch each time."""
+    store = open_catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
+    wal = tmp_path / "catalog.db-wal"
+    sizes = []
+    try:
+        for batch in range(8):
+            store.upsert_many(make_entry(f"S2B_BULK_{batch}_{i:05d}") for i in range(4000))
+            sizes.append(wal.stat().st_size)
+        assert store.count(ProductQuery(limit=1)) == 32_000
+    finally:
+        store.close()
+    assert sizes[0] > 4 * 1024 * 1024  # a batch crosses the checkpoint threshold
+    assert sizes[-1] < 3 * sizes[0], sizes  # eight batches without a checkpoint would be eight times
+
+
 def test_antimeridian_parts_get_one_small_box_each(tmp_path: Path) -> None:
     path = tmp_path / "catalog.db"
     store = open_catalog(f"sqlite:///{path}")
