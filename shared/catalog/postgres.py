@@ -73,17 +73,43 @@ _SELECT = (
 )
 
 
+def _keys(compiled: CompiledSelection) -> tuple[str, str]:
+    """The order's values as columns ``k0, k1...`` of a subquery ``c``, and the ORDER BY of ``c``."""
+    columns = ", ".join(f"{expression} AS k{i}" for i, (expression, _) in enumerate(compiled.order_keys))
+    order = ", ".join(f"c.k{i} {'DESC' if desc else 'ASC'}" for i, (_, desc) in enumerate(compiled.order_keys))
+    return columns, order
+
+
 def _candidate_keys(compiled: CompiledSelection) -> str:
     """The ids of a selection with deferred exact tests, in its order; LIMIT and OFFSET parameters."""
     if not compiled.select_before_order:
         return "SELECT p.id FROM products p" + compiled.where + compiled.order_by + " LIMIT %s OFFSET %s"
-    keys = ", ".join(f"{expression} AS k{i}" for i, (expression, _) in enumerate(compiled.order_keys))
-    order = ", ".join(f"c.k{i} {'DESC' if desc else 'ASC'}" for i, (_, desc) in enumerate(compiled.order_keys))
+    columns, order = _keys(compiled)
     # A subquery with OFFSET 0 is planned on its own: by its WHERE alone, blind to the order.
     return (
-        f"SELECT c.id FROM (SELECT p.id, {keys} FROM products p{compiled.where} OFFSET 0) c"
+        f"SELECT c.id FROM (SELECT p.id, {columns} FROM products p{compiled.where} OFFSET 0) c"
         f" ORDER BY {order} LIMIT %s OFFSET %s"
     )
+
+
+def _counted_page(compiled: CompiledSelection) -> tuple[str, list[Any]]:
+    """One statement for the count and the page's ids of a selection with deferred exact tests: the
+    candidates once from the index (``c``), the rows at the area's edges read and tested exactly
+    (``failing``: those that do not pass); a first row (id NULL) holds the count, the others are
+    the page's ids in order. LIMIT and OFFSET parameters follow those returned."""
+    columns, order = _keys(compiled)
+    certain, certain_params = certainly_passing(compiled.exact, POSTGRESQL)
+    exact, exact_params = exact_tests(compiled.exact)
+    sql = (
+        f"WITH c AS MATERIALIZED (SELECT p.id, {columns}, {certain} AS certain, {compiled.keyset or 'TRUE'} AS beyond"
+        f" FROM products p{compiled.count_where}),"
+        " failing AS MATERIALIZED (SELECT c.id FROM c JOIN products p ON p.id = c.id"
+        f" WHERE NOT c.certain AND NOT {exact})"
+        " SELECT NULL AS id, (SELECT count(*) FROM c) - (SELECT count(*) FROM failing) AS total"
+        " UNION ALL (SELECT c.id, NULL FROM c WHERE c.beyond AND c.id NOT IN (SELECT id FROM failing)"
+        f" ORDER BY {order} LIMIT %s OFFSET %s)"
+    )
+    return sql, [*certain_params, *compiled.keyset_params, *compiled.count_params, *exact_params]
 
 
 def _compared(alias: str, column: str) -> str:
@@ -493,8 +519,22 @@ class PostgresCatalog:
         return int(row["n"]) if row is not None else 0
 
     def find_counted(self, selection: Selection) -> tuple[list[CatalogEntry], int]:
-        # Both are served by the type + time index; the count reads only rows at the area's edges.
-        return self.find(selection), self.count_where(selection.where)
+        compiled = compile_selection(selection, POSTGRESQL, defer_exact=True)
+        if not compiled.exact:
+            return self.find(selection), self.count_where(selection.where)
+        sql, params = _counted_page(compiled)
+
+        def read(conn: Connection) -> tuple[list[DictRow], int]:
+            with conn.transaction():  # one snapshot for the count and the page
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                result = conn.execute(sql, (*params, selection.limit, selection.offset)).fetchall()
+                count = next(int(row["total"]) for row in result if row["id"] is None)
+                ids = [row["id"] for row in result if row["id"] is not None]
+                rows = {row["id"]: row for row in conn.execute(_SELECT + " WHERE p.id = ANY(%s)", (ids,))}
+            return [rows[i] for i in ids], count
+
+        rows, count = self._run(read)
+        return [_entry(row) for row in rows], count
 
     def ping(self) -> None:
         self._run(lambda conn: conn.execute("SELECT 1").fetchone())
