@@ -368,7 +368,7 @@ def certainly_passing(tests: tuple[Spatial, ...], dialect: Dialect) -> Fragment:
     False when there is no such part, or other tests. Only the others need the exact test."""
     import shapely
 
-    never = (_Compiler(dialect).false, [])
+    never: Fragment = (_Compiler(dialect).false, [])
     if len(tests) != 1 or tests[0].relation != "intersects":
         return never
     params: list[float] = []

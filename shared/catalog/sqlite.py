@@ -460,9 +460,7 @@ class SqliteCatalog:
             max_idle=1 if memory else 4,
             broken_errors=(),  # SQLite connections do not break; errors are per statement
         )
-        self._checkpointer = _Checkpointer(
-            self._path, lambda: self._run(lambda conn: conn.execute("PRAGMA wal_checkpoint(PASSIVE)"))
-        )
+        self._checkpointer = _Checkpointer(self._path, self._checkpoint)
         try:
             self._run(self._migrate)
         except BaseException:
@@ -676,6 +674,9 @@ class SqliteCatalog:
             conn.close()
             raise
         return conn
+
+    def _checkpoint(self) -> None:
+        self._run(lambda conn: conn.execute("PRAGMA wal_checkpoint(PASSIVE)"))
 
     def _run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
         try:
