@@ -244,6 +244,7 @@ def bench_postgres(url: str, entries: int) -> list[tuple[str, float, float]]:
             # What autovacuum does to a table after inserts: statistics, and the visibility map
             # that lets the type + time index answer a query's candidates alone.
             conn.execute("VACUUM ANALYZE products")
+            conn.execute("CHECKPOINT")  # the load's dirty buffers written now, not during the timed queries
             bare = _bare_postgres_rate(conn, min(entries, 100_000))
             rows = [(f"postgis bulk insert entries/s ({entries:,} entries)", rate, rate / bare)]
             rows += _query_rows("postgis", store, lambda sql: conn.execute(sql).fetchall(), _POSTGRES_BASE)
