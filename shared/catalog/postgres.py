@@ -501,21 +501,10 @@ class PostgresCatalog:
 
     def count_where(self, where: Filter | None) -> int:
         compiled = compile_selection(Selection(where=where), POSTGRESQL, defer_exact=True)
-        if not compiled.exact:
-            sql = "SELECT count(*) AS n FROM products p" + compiled.count_where
-            params = compiled.count_params
-        else:
-            # The rows certainly passing are counted from the type + time index (box columns); only
-            # the others, at the area's edges, are read and tested exactly.
-            certain, certain_params = certainly_passing(compiled.exact, POSTGRESQL)
-            exact, exact_params = exact_tests(compiled.exact)
-            sql = (
-                f"WITH c AS MATERIALIZED (SELECT p.id, {certain} AS certain FROM products p{compiled.count_where})"
-                " SELECT (SELECT count(*) FROM c WHERE c.certain)"
-                f" + (SELECT count(*) FROM c JOIN products p ON p.id = c.id WHERE NOT c.certain AND {exact}) AS n"
-            )
-            params = [*certain_params, *compiled.count_params, *exact_params]
-        row = self._run(lambda conn: conn.execute(sql, params).fetchone())
+        if compiled.exact:  # a page of none: the count alone
+            return self.find_counted(Selection(where=where, limit=0))[1]
+        sql = "SELECT count(*) AS n FROM products p" + compiled.count_where
+        row = self._run(lambda conn: conn.execute(sql, compiled.count_params).fetchone())
         return int(row["n"]) if row is not None else 0
 
     def find_counted(self, selection: Selection) -> tuple[list[CatalogEntry], int]:
@@ -530,6 +519,8 @@ class PostgresCatalog:
                 result = conn.execute(sql, (*params, selection.limit, selection.offset)).fetchall()
                 count = next(int(row["total"]) for row in result if row["id"] is None)
                 ids = [row["id"] for row in result if row["id"] is not None]
+                if not ids:
+                    return [], count
                 rows = {row["id"]: row for row in conn.execute(_SELECT + " WHERE p.id = ANY(%s)", (ids,))}
             return [rows[i] for i in ids], count
 
