@@ -357,31 +357,35 @@ def test_generated_filters_match_a_brute_force_evaluation(loaded: tuple[CatalogS
 # -- paging ---------------------------------------------------------------------------------------
 
 
+def _s1_entry(name: str, **fields: Any) -> CatalogEntry:
+    """A Sentinel-1 L1 slice named ``name``; ``fields`` give the rest."""
+    fixed = {"mission": "S1", "satellite": "A", "level": "L1", "family": "L1_SLICE", "bucket": "rs-test"}
+    return CatalogEntry(
+        id=product_id(name),
+        name=name,
+        key=name,
+        checksum=None,
+        content_type="application/zip",
+        modification_time=T0,
+        **fixed,
+        **fields,
+    )
+
+
 def _bulk(count: int) -> list[CatalogEntry]:
     entries = []
     for i in range(count):
-        name = f"S1A_IW_GRDH_1SDV_PAGE_{i:06d}.SAFE"
         start = T0 + timedelta(minutes=i % 50) if i % 97 else None  # many ties, some without a start
         entries.append(
-            CatalogEntry(
-                id=product_id(name),
-                name=name,
-                mission="S1",
-                satellite="A",
+            _s1_entry(
+                f"S1A_IW_GRDH_1SDV_PAGE_{i:06d}.SAFE",
                 product_type="IW_GRDH_1S",
-                level="L1",
-                family="L1_SLICE",
-                bucket="rs-test",
-                key=name,
                 content_length=i % 10,
-                checksum=None,
-                content_type="application/zip",
                 validity_start=start,
                 validity_stop=None if start is None else start + timedelta(seconds=25),
                 footprint=None,
                 attributes={"orbitNumber": i % 7},
                 publication_time=T0 + timedelta(seconds=i // 10),
-                modification_time=T0,
             )
         )
     return entries
@@ -417,30 +421,19 @@ def test_type_time_and_area_pages_past_candidates_that_fail_the_exact_test(catal
     rng = random.Random(6)
     entries = []
     for i in range(600):
-        name = f"S1A_IW_GRDH_1SDV_EDGE_{i:04d}.SAFE"
         # Before 300, beyond the diagonal x + y = 20 (boxes inside the area's box, footprints outside it).
         x, y = (rng.uniform(11, 18), rng.uniform(11, 18)) if i < 300 else (rng.uniform(0, 9), rng.uniform(0, 9))
         start = T0 + timedelta(hours=i) + timedelta(minutes=rng.randrange(-90, 90))
         entries.append(
-            CatalogEntry(
-                id=product_id(name),
-                name=name,
-                mission="S1",
-                satellite="A",
+            _s1_entry(
+                f"S1A_IW_GRDH_1SDV_EDGE_{i:04d}.SAFE",
                 product_type=SYNTHETIC_TYPES[i % 2],
-                level="L1",
-                family="L1_SLICE",
-                bucket="rs-test",
-                key=name,
                 content_length=i,
-                checksum=None,
-                content_type="application/zip",
                 validity_start=start,
                 validity_stop=start + timedelta(seconds=25),
                 footprint=square(x, y),
                 attributes={"productType": SYNTHETIC_TYPES[i % 2]},
                 publication_time=T0 + timedelta(hours=i // 2),  # ties: the name decides
-                modification_time=T0,
             )
         )
     store = open_catalog(catalog_url)
