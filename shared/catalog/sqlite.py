@@ -425,7 +425,9 @@ class _Checkpointer:
 
     def after_commit(self) -> None:
         try:
-            if self._wal.stat().st_size < CHECKPOINT_BYTES:
+            # journal_size_limit truncates the WAL to CHECKPOINT_BYTES at its first commit after a
+            # restart: a larger file holds more than that many bytes of frames.
+            if self._wal.stat().st_size <= CHECKPOINT_BYTES:
                 return
         except OSError:  # no WAL file (not WAL mode): SQLite's own checkpoints
             return
@@ -664,6 +666,7 @@ class SqliteCatalog:
                 _enable_wal(conn)
                 conn.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; safe with WAL
                 conn.execute("PRAGMA wal_autocheckpoint = 0")  # the store's _Checkpointer does them
+                conn.execute(f"PRAGMA journal_size_limit = {CHECKPOINT_BYTES}")
             conn.execute("PRAGMA foreign_keys = ON")
             # 64 MiB of page cache instead of 2: the indexes of a bulk load (random ids and names)
             # and of a query stay in memory instead of being read again from the OS.

@@ -177,6 +177,13 @@ def test_bulk_batches_checkpoint_so_the_wal_holds_one_batch(tmp_path: Path) -> N
             store.upsert_many(make_entry(f"S2B_BULK_{batch}_{i:05d}") for i in range(4000))
             sizes.append(wal.stat().st_size)
         assert store.count(ProductQuery(limit=1)) == 32_000
+        # Single entries after that: a checkpoint per 4 MiB of WAL again, not one per commit.
+        checkpoints = []
+        checkpoint = store._checkpoint
+        store._checkpointer._checkpoint = lambda: (checkpoints.append(1), checkpoint())  # type: ignore[method-assign]
+        for i in range(100):
+            store.upsert(make_entry(f"S2B_ONE_{i:03d}"))
+        assert len(checkpoints) <= 1, len(checkpoints)
     finally:
         store.close()
     assert sizes[0] > 4 * 1024 * 1024  # a batch crosses the checkpoint threshold
