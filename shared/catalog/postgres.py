@@ -502,7 +502,7 @@ class PostgresCatalog:
     def count_where(self, where: Filter | None) -> int:
         compiled = compile_selection(Selection(where=where), POSTGRESQL, defer_exact=True)
         if compiled.exact:  # a page of none: the count alone
-            return self.find_counted(Selection(where=where, limit=0))[1]
+            return self._counted(compiled, 0, 0)[1]
         sql = "SELECT count(*) AS n FROM products p" + compiled.count_where
         row = self._run(lambda conn: conn.execute(sql, compiled.count_params).fetchone())
         return int(row["n"]) if row is not None else 0
@@ -511,12 +511,16 @@ class PostgresCatalog:
         compiled = compile_selection(selection, POSTGRESQL, defer_exact=True)
         if not compiled.exact:
             return self.find(selection), self.count_where(selection.where)
+        return self._counted(compiled, selection.limit, selection.offset)
+
+    def _counted(self, compiled: CompiledSelection, limit: int, offset: int) -> tuple[list[CatalogEntry], int]:
+        """The page and the count of a selection with deferred exact tests (``_counted_page``)."""
         sql, params = _counted_page(compiled)
 
         def read(conn: Connection) -> tuple[list[DictRow], int]:
             with conn.transaction():  # one snapshot for the count and the page
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                result = conn.execute(sql, (*params, selection.limit, selection.offset)).fetchall()
+                result = conn.execute(sql, (*params, limit, offset)).fetchall()
                 count = next(int(row["total"]) for row in result if row["id"] is None)
                 ids = [row["id"] for row in result if row["id"] is not None]
                 if not ids:
