@@ -10,6 +10,7 @@ compiled as ``NOT COALESCE(x, FALSE)`` so SQL's NULL never turns a negation into
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,6 +33,7 @@ from shared.catalog.filters import (
     mission_of_collection,
     total_order,
 )
+from shared.catalog.grid import covering_cells
 from shared.catalog.model import format_utc
 
 _SQL_OPS = {"eq": "=", "ne": "<>", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
@@ -271,6 +273,18 @@ class _Compiler:
         )
         return f"(p.pk IN ({boxes}))", box_params
 
+    def cell_prefilter(self, node: Spatial) -> Fragment:
+        """The in-row box prefilter, with the grid cells a footprint meeting the area can be in: the
+        index of the product type then reads only those cells' time ranges (see ``grid``)."""
+        boxes, box_params = self.prefilter(node, in_row=True)
+        cells = covering_cells(node.bounds)
+        if self.d.sqlite:  # one parameter, however many cells
+            return f"(p.footprint_cell IN (SELECT value FROM json_each(?)) AND {boxes})", [
+                json.dumps(cells),
+                *box_params,
+            ]
+        return f"(p.footprint_cell = ANY(%s) AND {boxes})", [cells, *box_params]
+
     def exact(self, node: Spatial, *, indexable: bool = True) -> Fragment:
         """PostgreSQL's exact test of a spatial predicate (PostGIS). Not ``indexable``: PostGIS's
         underscore form, the same test without the GiST index, for rows already chosen by key; else
@@ -422,7 +436,7 @@ def compile_selection(selection: Selection, dialect: Dialect, *, defer_exact: bo
             exact = [c for c in conjuncts if isinstance(c, Spatial) and _deferrable(c)]
             if exact:
                 parts = [
-                    compiler.prefilter(c, in_row=in_row)
+                    (compiler.cell_prefilter(c) if in_row else compiler.prefilter(c))
                     if isinstance(c, Spatial) and _deferrable(c)
                     else compiler.filter(c)
                     for c in conjuncts

@@ -458,3 +458,79 @@ def test_type_time_and_area_pages_past_candidates_that_fail_the_exact_test(catal
             assert skipped["@odata.count"] == len(everything)
     finally:
         store.close()
+
+
+def _rectangle(x0: float, y0: float, x1: float, y1: float) -> list[list[list[float]]]:
+    return [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]
+
+
+def test_type_and_area_find_footprints_of_every_size_and_place_in_the_grid(catalog_url: str) -> None:
+    """The type + area query reads only the grid cells near the area (``shared.catalog.grid``):
+    footprints of every cell level, just under and over each level's size, at the poles and the
+    antimeridian, and cut by it, are found as the brute-force evaluation finds them."""
+    rng = random.Random(11)
+    sizes = [0.2, 3, 9.999999, 9.9999995, 10.3, 15, 19.999999, 20.3, 39.9, 40.3, 79.999999, 80.3, 150, 359]
+    footprints: list[dict[str, Any]] = []
+    corners = []  # areas meeting only a corner of a footprint: the farthest its cell can be
+    for size in sizes:
+        for i in range(8):
+            width, height = size, rng.uniform(0.1, min(size, 179))
+            if rng.random() < 0.5:
+                width, height = height, width
+            height = min(height, 179)
+            x0, y0 = rng.uniform(-180, 180 - width), rng.uniform(-90, 90 - height)
+            if i == 0 and size < 100:  # just west and south of a cell corner of every level: the worst place
+                x0, y0, width, height = -100.05, -10.05, size, size
+            footprints.append({"type": "Polygon", "coordinates": _rectangle(x0, y0, x0 + width, y0 + height)})
+            x, y, x1, y1 = x0 + width - 0.01, y0 + height - 0.01, min(x0 + width + 1, 180), min(y0 + height + 1, 90)
+            corners.append(f"POLYGON(({x} {y}, {x1} {y}, {x1} {y1}, {x} {y1}, {x} {y}))")
+            x, y, x1, y1 = max(x0 - 1, -180), max(y0 - 1, -90), x0 + 0.01, y0 + 0.01  # and the south-west one
+            corners.append(f"POLYGON(({x} {y}, {x1} {y}, {x1} {y1}, {x} {y1}, {x} {y}))")
+    for x0 in (-180, -10.0000005, -10, 0, 169.999999, 180 - 1e-9):  # on the cell edges of every level
+        footprints.append({"type": "Polygon", "coordinates": _rectangle(x0, -90, min(x0 + 2, 180), -88)})
+        footprints.append({"type": "Polygon", "coordinates": _rectangle(x0, 88, min(x0 + 2, 180), 90)})
+    footprints.append(  # cut at the antimeridian
+        {"type": "MultiPolygon", "coordinates": [_rectangle(178, 10, 180, 12), _rectangle(-180, 10, -178, 12)]}
+    )
+    entries = [
+        _s1_entry(
+            f"S1A_IW_GRDH_1SDV_GRID_{i:04d}.SAFE",
+            product_type="IW_GRDH_1S",
+            content_length=i,
+            validity_start=T0 + timedelta(minutes=i),
+            validity_stop=T0 + timedelta(minutes=i, seconds=25),
+            footprint=footprint,
+            attributes={"productType": "IW_GRDH_1S" if i % 5 else "EW_GRDM_1S"},
+            publication_time=T0 + timedelta(seconds=i),
+        )
+        for i, footprint in enumerate(footprints)
+    ]
+    areas = ["POLYGON((-180 -90, 180 -90, 180 90, -180 90, -180 -90))", "POLYGON((0 0, 0 0.001, 0.001 0, 0 0))"]
+    areas += corners
+    for _ in range(40):
+        width, height = rng.choice([0.5, 8, 30, 120]), rng.choice([0.5, 8, 30, 120])
+        x0, y0 = rng.uniform(-180, 180 - width), rng.uniform(-90, 90 - min(height, 170))
+        x1, y1 = x0 + width, min(y0 + height, 90)
+        areas.append(f"POLYGON(({x0} {y0}, {x1} {y0}, {x1} {y1}, {x0} {y1}, {x0} {y0}))")
+    areas.append("MULTIPOLYGON(((179 11, 180 11, 180 13, 179 13, 179 11)),((-180 11, -179.5 11, -179.5 13, -180 11)))")
+    areas.append("POLYGON((-10 -80, 0 -80, 0 -90, -10 -90, -10 -80))")
+    store = open_catalog(catalog_url)
+    try:
+        store.upsert_many(entries)
+        mismatches = []
+        for area in areas:
+            for relation in ("Intersects", "Within"):
+                text = (
+                    "Attributes/OData.CSC.StringAttribute/any(att:att/Name eq 'productType' and "
+                    f"att/OData.CSC.StringAttribute/Value eq 'IW_GRDH_1S') and "
+                    f"OData.CSC.{relation}(area=geography'SRID=4326;{area}')"
+                )
+                where = parse_filter(text)
+                want = sorted(e.name for e in entries if matches(where, e))
+                got = sorted(e.name for e in store.find(Selection(where=where, limit=10_000)))
+                _, count = store.find_counted(Selection(where=where, limit=1))
+                if got != want or count != len(want) or store.count_where(where) != len(want):
+                    mismatches.append((text, sorted(set(got) ^ set(want))))
+        assert not mismatches, mismatches[:3]
+    finally:
+        store.close()

@@ -324,7 +324,7 @@ def test_spatial_paging_applies_after_the_exact_test() -> None:
         store.close()
 
 
-def test_migration_0004_fills_the_boxes_of_existing_rows(tmp_path: Path) -> None:
+def test_migrations_0004_and_0005_fill_the_boxes_and_cells_of_existing_rows(tmp_path: Path) -> None:
     from shared.catalog.filters import Selection
     from shared.catalog.odata.filter import parse_filter
 
@@ -341,11 +341,13 @@ def test_migration_0004_fills_the_boxes_of_existing_rows(tmp_path: Path) -> None
     )
     store.close()
     with sqlite3.connect(path) as conn:  # back to the schema before migration 0004
+        conn.execute("DROP INDEX products_attr_type_cell")
+        conn.execute("ALTER TABLE products DROP COLUMN footprint_cell")
         conn.execute("DROP INDEX products_attr_type_start_box")
         for column in ("min_lon", "max_lon", "min_lat", "max_lat"):
             conn.execute(f"ALTER TABLE products DROP COLUMN {column}")
         conn.execute("CREATE INDEX products_attr_type_start ON products (attr_product_type, validity_start)")
-        conn.execute("DELETE FROM schema_migrations WHERE version = 4")
+        conn.execute("DELETE FROM schema_migrations WHERE version IN (4, 5)")
     store = open_catalog(f"sqlite:///{path}")
     try:
         with sqlite3.connect(path) as conn:
