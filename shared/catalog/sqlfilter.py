@@ -350,8 +350,8 @@ def _conjuncts(node: Filter) -> list[Filter]:
 
 
 def _narrows_by_index(node: Filter) -> bool:
-    """Whether ``node`` is a conjunct an index serves with few rows: a product type (the type + time
-    index also holds the footprint box), a name or an id. The box is then tested in the row: the
+    """Whether ``node`` is a conjunct an index serves with few rows: a product type (whose index holds
+    the footprint's grid cell and box), a name or an id. The box is then tested in the row: the
     R*Tree's candidate list for a large area costs more than the whole rest of such a query."""
     if isinstance(node, Compare | In) and node.prop in (Prop.NAME, Prop.ID):
         return isinstance(node, In) or node.op == "eq"
