@@ -24,6 +24,8 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
+
 from shared.catalog.filters import (
     Filter,
     Selection,
@@ -148,7 +150,7 @@ def _entry(row: sqlite3.Row) -> CatalogEntry:
         content_type=row["content_type"],
         validity_start=time("validity_start"),
         validity_stop=time("validity_stop"),
-        footprint=None if row["footprint"] is None else json.loads(row["footprint"]),
+        footprint=None if row["footprint"] is None else orjson.loads(row["footprint"]),  # 3 times json's speed
         attributes=attributes_from_json(row["attributes"]),
         publication_time=publication_time,
         modification_time=modification_time,
@@ -156,7 +158,7 @@ def _entry(row: sqlite3.Row) -> CatalogEntry:
         ingestion_time=time("ingestion_time"),
         eviction_time=time("eviction_time"),
         online=bool(row["online"]),
-        quicklooks=tuple(json.loads(row["quicklooks"])),
+        quicklooks=tuple(orjson.loads(row["quicklooks"])),
     )
 
 

@@ -109,6 +109,16 @@ def test_product_json_has_the_icd_fields(client: Any) -> None:
     assert product["GeoFootprint"]["type"] == "Polygon"
 
 
+def test_integer_attributes_beyond_64_bits_are_written_exactly(store: CatalogStore) -> None:
+    store.upsert(entry("S1A_BIG_ORBIT.SAFE", attributes={"productType": "IW_GRDH_1S", "orbitNumber": 2**70}))
+    client = client_for(ODataService(lambda: store, lambda: None))
+    product = client.get("/odata/v1/Products?$filter=Name eq 'S1A_BIG_ORBIT.SAFE'&$expand=Attributes").get_json()
+    orbit = [a for a in product["value"][0]["Attributes"] if a["Name"] == "orbitNumber"]
+    assert orbit == [
+        {"@odata.type": "#OData.CSC.IntegerAttribute", "Name": "orbitNumber", "Value": 2**70, "ValueType": "Integer"}
+    ]
+
+
 # -- options ------------------------------------------------------------------------------------
 
 
