@@ -10,7 +10,6 @@ candidates; shapely decides exactly. Datetimes are fixed-width UTC text (see the
 
 from __future__ import annotations
 
-import heapq
 import json
 import logging
 import sqlite3
@@ -20,7 +19,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import islice
-from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -360,41 +358,27 @@ def _rows_by_pk(conn: sqlite3.Connection, pks: list[int]) -> list[sqlite3.Row]:
     return [rows[pk] for pk in pks]
 
 
-def _passing(
-    conn: sqlite3.Connection, compiled: CompiledSelection, columns: str = "", params: Sequence[Any] = ()
-) -> list[tuple[Any, ...]]:
-    """``columns`` of the rows of a selection with deferred exact tests (``count_where``'s WHERE) that
-    pass them: one pass over the candidates.
+def _failing(conn: sqlite3.Connection, compiled: CompiledSelection) -> list[int]:
+    """The keys of the candidates of a selection with deferred exact tests (``count_where``'s rows)
+    that fail them.
 
     A footprint whose box lies inside a rectangle of the area certainly intersects it: only the
-    others (at the area's edges) are tested exactly. SQLite reads a table row only for a column it
-    needs, so the certain ones, decided on the index alone, cost no table read.
+    others (at the area's edges, a tenth of them for a large area) are read and tested exactly.
     """
     inside, inside_params = certainly_passing(compiled.exact, SQLITE)
-    sql = (
-        f"SELECT {inside}, CASE WHEN {inside} THEN NULL ELSE p.footprint END,"
-        f" CASE WHEN {inside} THEN NULL ELSE p.footprint_wkb END{', ' + columns if columns else ''}"
-        f" FROM products p{compiled.count_where}"
-    )
-    cursor = conn.execute(sql, (*inside_params * 3, *params, *compiled.count_params))
-    cursor.row_factory = None  # plain tuples: thousands of rows, a few columns
-    rows = cursor.fetchall()
-    uncertain = [{"footprint": row[1], "footprint_wkb": row[2]} for row in rows if not row[0]]
-    verdicts = iter(_exact(compiled.exact, uncertain))
-    return [row[3:] for row in rows if row[0] or next(verdicts)]
+    sql = f"SELECT p.pk, p.footprint, p.footprint_wkb FROM products p{compiled.count_where} AND NOT {inside}"
+    rows = conn.execute(sql, (*compiled.count_params, *inside_params)).fetchall()
+    return [row["pk"] for row, ok in zip(rows, _exact(compiled.exact, rows), strict=True) if not ok]
 
 
-def _first_in_order(rows: list[tuple[Any, ...]], order: tuple[tuple[str, bool], ...], count: int) -> list[Any]:
-    """The first ``count`` rows ``(pk, *order values)`` in the order's directions, as SQL sorts
-    them (the order's expressions are never NULL)."""
-    values = itemgetter(*range(1, len(order) + 1))
-    if len({descending for _, descending in order}) == 1:
-        first = heapq.nlargest if order[0][1] else heapq.nsmallest
-        return first(count, rows, key=values)
-    ordered = list(rows)
-    for i in reversed(range(len(order))):  # stable sorts, the last key first
-        ordered.sort(key=itemgetter(i + 1), reverse=order[i][1])
-    return ordered[:count]
+@contextmanager
+def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    # One read transaction: the statements of a count see the same rows.
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.execute("COMMIT")
 
 
 def _spatial_udf(relation: str, footprint: str | None, wkt: str) -> int:
@@ -629,25 +613,33 @@ class SqliteCatalog:
         if not compiled.exact:
             sql = "SELECT count(*) FROM products p" + compiled.count_where
             return int(self._run(lambda conn: conn.execute(sql, compiled.count_params).fetchone()[0]))
-        return self._run(lambda conn: len(_passing(conn, compiled)))
+        return self._run(lambda conn: self._counted(conn, compiled, 0, 0)[1])
 
     def find_counted(self, selection: Selection) -> tuple[list[CatalogEntry], int]:
         compiled = compile_selection(selection, SQLITE, defer_exact=True)
         if not compiled.exact:
             return self.find(selection), self.count_where(selection.where)
-        # The count reads every candidate (and tests those at the area's edges) anyway: the page is
-        # chosen from the same pass, instead of a second walk over the type + time index.
-        keys = ", ".join(expression for expression, _ in compiled.order_keys)
-        columns = f"p.pk, {keys}, {compiled.keyset or '1'}"
-
-        def read(conn: sqlite3.Connection) -> tuple[list[sqlite3.Row], int]:
-            passing = _passing(conn, compiled, columns, compiled.keyset_params)
-            beyond = [row[:-1] for row in passing if row[-1]]  # after the keyset, if any
-            first = _first_in_order(beyond, compiled.order_keys, selection.offset + selection.limit)
-            return _rows_by_pk(conn, [row[0] for row in first[selection.offset :]]), len(passing)
-
-        rows, count = self._run(read)
+        rows, count = self._run(lambda conn: self._counted(conn, compiled, selection.limit, selection.offset))
         return [_entry(row) for row in rows], count
+
+    @staticmethod
+    def _counted(
+        conn: sqlite3.Connection, compiled: CompiledSelection, limit: int, offset: int
+    ) -> tuple[list[sqlite3.Row], int]:
+        """The page and the count of a selection with deferred exact tests: the candidates that fail
+        them are found first, then the count and the page are index scans without them."""
+        with _snapshot(conn):
+            failing = _failing(conn, compiled)
+            count_sql = "SELECT count(*) FROM products p" + compiled.count_where
+            count = conn.execute(count_sql, compiled.count_params).fetchone()[0] - len(failing)
+            if limit == 0:
+                return [], count
+            keys = (
+                f"SELECT p.pk FROM products p{compiled.where} AND p.pk NOT IN (SELECT value FROM json_each(?))"
+                f"{compiled.order_by} LIMIT ? OFFSET ?"
+            )
+            params = (*compiled.params, json.dumps(failing), limit, offset)
+            return _rows_by_pk(conn, [row[0] for row in conn.execute(keys, params)]), count
 
     def ping(self) -> None:
         self._run(lambda conn: conn.execute("SELECT count(*) FROM schema_migrations").fetchone())
