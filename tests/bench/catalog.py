@@ -132,7 +132,8 @@ def _odata(client: Any, query: str) -> Callable[[], bytes]:
     return call
 
 
-# Hand-written SQL for the same results (rows fetched and turned into JSON-ready dicts the same way).
+# Hand-written SQL for the same results: what a person writes against this schema (the footprint box
+# columns, the planner's choice of index), rows fetched as tuples.
 _SQLITE_BASE = """
 SELECT p.* FROM products p
 WHERE p.attr_product_type = 'IW_GRDH_1S'
