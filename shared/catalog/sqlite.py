@@ -363,7 +363,7 @@ def _failing(conn: sqlite3.Connection, compiled: CompiledSelection) -> list[int]
     that fail them.
 
     A footprint whose box lies inside a rectangle of the area certainly intersects it: only the
-    others (at the area's edges, a tenth of them for a large area) are read and tested exactly.
+    others, at the area's edges (952 of 9,785 in the benchmark's query at 1 M), are read and tested.
     """
     inside, inside_params = certainly_passing(compiled.exact, SQLITE)
     sql = f"SELECT p.pk, p.footprint, p.footprint_wkb FROM products p{compiled.count_where} AND NOT {inside}"
