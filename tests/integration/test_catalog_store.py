@@ -162,6 +162,13 @@ def test_attribute_type_change_alone_is_a_change(catalog_store: CatalogStore) ->
     assert found is not None and type(found.attributes["cycleNumber"]) is float
 
 
+def test_integer_attributes_beyond_64_bits_read_back_exactly(catalog_store: CatalogStore) -> None:
+    entry = make_entry("P1", attributes={"orbitNumber": 2**70 + 1, "cloudCover": 0.1})
+    catalog_store.upsert_many([entry])
+    found = catalog_store.get(entry.id)
+    assert found is not None and found.attributes == {"orbitNumber": 2**70 + 1, "cloudCover": 0.1}
+
+
 def test_changed_footprint_moves_the_product_in_space(catalog_store: CatalogStore) -> None:
     entry = make_entry("P1", footprint=box(10, 40, 12, 42))
     catalog_store.upsert(entry)
