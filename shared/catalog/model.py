@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import orjson
+
 # Fixed for ever: changing it would give every product a new id (uuid5 of this namespace and the name).
 PRODUCT_NAMESPACE: uuid.UUID = uuid.UUID("70bda78e-98ec-561f-bf56-23b736bcebde")
 
@@ -33,10 +35,14 @@ _VALUE_TYPES: tuple[tuple[type, str], ...] = (
     (datetime, "DateTimeOffset"),
     (str, "String"),
 )
+_EXACT_VALUE_TYPES = dict(_VALUE_TYPES)
 
 
 def attribute_value_type(value: AttributeValue) -> str:
     """PRIP ValueType of an attribute value: "String", "Integer", "Double", "Boolean" or "DateTimeOffset"."""
+    exact = _EXACT_VALUE_TYPES.get(type(value))  # the common case, one lookup (a bulk load asks per attribute)
+    if exact is not None:
+        return exact
     for python_type, value_type in _VALUE_TYPES:
         if isinstance(value, python_type):
             return value_type
@@ -57,7 +63,10 @@ def format_utc(value: datetime) -> str:
     """
     if value.tzinfo is not UTC:  # entries hold UTC already; anything else is converted first
         value = value.astimezone(UTC)
-    return value.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" -> "Z"
+    # orjson writes it in a third of isoformat's time (seven per entry of a bulk load), but
+    # leaves out a zero fraction.
+    text = orjson.dumps(value, option=orjson.OPT_UTC_Z).decode()[1:-1]
+    return text if value.microsecond else text[:-1] + ".000000Z"
 
 
 def parse_utc(text: str) -> datetime:
@@ -182,9 +191,26 @@ class ProductQuery:
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
+_ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
 def canonical_json(value: Any) -> str:
-    """Compact JSON with sorted keys: equal values give equal text, so stores can compare rows as text."""
-    return _CANONICAL.encode(value)
+    """Compact JSON with sorted keys: equal values give equal text, so stores can compare rows as text.
+
+    orjson writes it (a footprint and the attributes took half of a bulk load's Python time with the
+    standard encoder). What orjson cannot say as the standard encoder would goes to the latter:
+    integers beyond 64 bits (an error in orjson), and any null, as orjson writes NaN and infinity
+    so where the standard encoder refuses them. Which encoder writes a value depends on the value
+    alone, so the text stays canonical.
+    """
+    try:
+        # Passthrough: a datetime or dataclass is refused as the standard encoder refuses it.
+        encoded = orjson.dumps(value, option=_ORJSON_OPTIONS)
+    except orjson.JSONEncodeError:
+        return _CANONICAL.encode(value)
+    if b"null" in encoded:
+        return _CANONICAL.encode(value)
+    return encoded.decode()
 
 
 def attributes_to_json(attributes: Mapping[str, AttributeValue]) -> str:

@@ -8,7 +8,7 @@ import sqlite3
 import threading
 import uuid
 from concurrent.futures import ProcessPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from shared.catalog import (
     product_id,
 )
 from shared.catalog.migrations import load_migrations
+from shared.catalog.model import format_utc
 from shared.catalog.sqlite import SqliteCatalog
 
 T0 = datetime(2023, 8, 23, 12, 0, tzinfo=UTC)
@@ -90,6 +91,22 @@ def test_entry_normalises_footprint_tuples_to_lists() -> None:
 )
 def test_attribute_value_types_are_the_prip_ones(value: Any, value_type: str) -> None:
     assert attribute_value_type(value) == value_type
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime(5, 1, 2, 3, 4, 5, tzinfo=UTC),
+        datetime(2024, 1, 1, tzinfo=UTC),
+        datetime(2024, 1, 1, 0, 0, 0, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2024, 6, 1, 2, 30, tzinfo=timezone(timedelta(hours=2, minutes=30))),
+    ],
+)
+def test_stored_times_are_fixed_width_utc_with_microseconds(value: datetime) -> None:
+    text = format_utc(value)
+    assert len(text) == 27 and text.endswith("Z")
+    assert text == value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def test_query_refuses_inverted_range_negative_paging_and_a_lone_name() -> None:
