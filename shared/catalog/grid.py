@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+Box = tuple[float, float, float, float]  # (min_lon, max_lon, min_lat, max_lat)
+
 _SIZES = (10, 20, 40, 80)  # degrees of the cells of levels 0 to 3
 WORLD_CELL = len(_SIZES) * 1_000_000
 _LAST = 999  # columns and rows are clamped to 0..999, as the SQL does
@@ -27,7 +29,7 @@ def _index(value: float, size: int) -> int:
     return min(max(math.floor(value / size), 0), _LAST)
 
 
-def covering_cells(boxes: Iterable[tuple[float, float, float, float]]) -> list[int]:
+def covering_cells(boxes: Iterable[Box]) -> list[int]:
     """The cells of every footprint whose box meets one of ``boxes`` ((min_lon, max_lon, min_lat,
     max_lat) each), in ascending order."""
     cells = {WORLD_CELL}

@@ -11,6 +11,7 @@ compiled as ``NOT COALESCE(x, FALSE)`` so SQL's NULL never turns a negation into
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -33,7 +34,7 @@ from shared.catalog.filters import (
     mission_of_collection,
     total_order,
 )
-from shared.catalog.grid import covering_cells
+from shared.catalog.grid import Box, covering_cells
 from shared.catalog.model import format_utc
 
 _SQL_OPS = {"eq": "=", "ne": "<>", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
@@ -249,35 +250,24 @@ class _Compiler:
 
     # -- space --------------------------------------------------------------------------------
 
-    def prefilter(self, node: Spatial, *, in_row: bool = False) -> Fragment:
-        """The box prefilter alone: footprints with a part box meeting a part box of the geometry,
-        found by the R*Tree; or, ``in_row``, footprints whose bounding box (columns of the row, and of
-        the type + time index) meets one, tested on the rows other predicates select.
+    def box_prefilter(self, bounds: Sequence[Box]) -> Fragment:
+        """The box prefilter alone: footprints whose bounding box (columns of the row, and of the
+        type + time and grid indexes) meets a part box of the geometry.
 
-        A product without footprint has no part and no box, so it never passes: the NULL test is implied.
+        A product without footprint has no box, so it never passes: the NULL test is implied.
         """
-        box_params = [
-            v for min_lon, max_lon, min_lat, max_lat in node.bounds for v in (min_lon, max_lon, min_lat, max_lat)
-        ]
-        if in_row:
-            ph = self.ph
-            boxes = " OR ".join(
-                f"(p.max_lon >= {ph} AND p.min_lon <= {ph} AND p.max_lat >= {ph} AND p.min_lat <= {ph})"
-                for _ in node.bounds
-            )
-            return f"({boxes})", box_params
-        boxes = " UNION ".join(
-            "SELECT fp.product_pk FROM footprint_index r JOIN footprint_parts fp ON fp.part = r.part"
-            " WHERE r.max_lon >= ? AND r.min_lon <= ? AND r.max_lat >= ? AND r.min_lat <= ?"
-            for _ in node.bounds
+        ph = self.ph
+        boxes = " OR ".join(
+            f"(p.max_lon >= {ph} AND p.min_lon <= {ph} AND p.max_lat >= {ph} AND p.min_lat <= {ph})" for _ in bounds
         )
-        return f"(p.pk IN ({boxes}))", box_params
+        params = [v for box in bounds for v in box]
+        return f"({boxes})", params
 
-    def cell_prefilter(self, node: Spatial) -> Fragment:
-        """The in-row box prefilter, with the grid cells a footprint meeting the area can be in: the
-        index of the product type then reads only those cells' time ranges (see ``grid``)."""
-        boxes, box_params = self.prefilter(node, in_row=True)
-        cells = covering_cells(node.bounds)
+    def cell_prefilter(self, bounds: Sequence[Box]) -> Fragment:
+        """The box prefilter, with the grid cells a footprint meeting the area can be in: a grid
+        index then reads only those cells (see ``grid``)."""
+        boxes, box_params = self.box_prefilter(bounds)
+        cells = covering_cells(bounds)
         if self.d.sqlite:  # one parameter, however many cells
             return f"(p.footprint_cell IN (SELECT value FROM json_each(?)) AND {boxes})", [
                 json.dumps(cells),
@@ -303,14 +293,14 @@ class _Compiler:
             if node.relation == "disjoint" or not node.bounds:
                 return exact, [node.wkt]
             # The box columns, tested inside the type + time index (migration 0004) before any row is read.
-            boxes, box_params = self.prefilter(node, in_row=True)
+            boxes, box_params = self.box_prefilter(node.bounds)
             return f"({boxes} AND {exact})", [*box_params, node.wkt]
         exact = "(p.footprint IS NOT NULL AND refsys_spatial(?, p.footprint, ?))"
         params: list[Any] = [node.relation, node.wkt]
         if node.relation == "disjoint" or not node.bounds:
             return exact, params
-        boxes, box_params = self.prefilter(node)
-        return f"({boxes} AND {exact})", [*box_params, *params]
+        cells, cell_params = self.cell_prefilter(node.bounds)
+        return f"({cells} AND {exact})", [*cell_params, *params]
 
     # -- order and keyset ---------------------------------------------------------------------
 
@@ -351,8 +341,8 @@ def _conjuncts(node: Filter) -> list[Filter]:
 
 def _narrows_by_index(node: Filter) -> bool:
     """Whether ``node`` is a conjunct an index serves with few rows: a product type (whose index holds
-    the footprint's grid cell and box), a name or an id. The box is then tested in the row: the
-    R*Tree's candidate list for a large area costs more than the whole rest of such a query."""
+    the footprint's grid cell and box), a name or an id. PostgreSQL then defers the exact spatial
+    test; else its GiST index serves the area."""
     if isinstance(node, Compare | In) and node.prop in (Prop.NAME, Prop.ID):
         return isinstance(node, In) or node.op == "eq"
     if isinstance(node, AttributeMatch) and node.name == "productType":
@@ -369,6 +359,11 @@ def _bounds_start(node: Filter) -> bool:
     return isinstance(node, Compare) and node.prop is Prop.START and node.op in ("lt", "le", "gt", "ge", "eq")
 
 
+def grid_prefilter(bounds: Sequence[Box], dialect: Dialect) -> Fragment:
+    """Footprints that may meet an area of these part boxes: their grid cell, then their box."""
+    return _Compiler(dialect).cell_prefilter(bounds)
+
+
 def exact_tests(tests: tuple[Spatial, ...]) -> Fragment:
     """PostgreSQL: the deferred exact tests of a compiled selection, ANDed."""
     compiler = _Compiler(POSTGRESQL)
@@ -376,25 +371,45 @@ def exact_tests(tests: tuple[Spatial, ...]) -> Fragment:
     return "(" + " AND ".join(sql for sql, _ in parts) + ")", [p for _, params in parts for p in params]
 
 
+_SIDE_MARGIN = 0.0001  # degree
+
+
 def certainly_passing(tests: tuple[Spatial, ...], dialect: Dialect) -> Fragment:
-    """SQL true for rows that certainly pass the deferred exact tests, decided on the box columns alone:
-    those whose footprint box lies inside a rectangular part of the area of the one Intersects test.
-    False when there is no such part, or other tests. Only the others need the exact test."""
+    """SQL true for rows that certainly pass the deferred exact tests, decided on the box columns alone.
+    False when the tests are not the one Intersects test, or its area has no rectangular part.
+    Only the others need the exact test.
+
+    A footprint's box is tight: the footprint has a point on each of its four sides. So when a
+    rectangular part of the area holds a whole side of the box, it holds a point of the footprint,
+    and the two intersect. That is every box inside the rectangle, and every box crossing one of its
+    sides; only those across a corner, or wider than the rectangle, are left to the exact test.
+    The side must lie ``_SIDE_MARGIN`` inside the rectangle's far side: boxes SQLite took from its
+    former R*Tree (migration 0004) are rounded outwards to 32-bit floats, by at most 0.000015 degree.
+    """
     import shapely
 
     never: Fragment = (_Compiler(dialect).false, [])
     if len(tests) != 1 or tests[0].relation != "intersects":
         return never
-    params: list[float] = []
-    for part in shapely.get_parts(shapely.from_wkt(tests[0].wkt)):
-        min_lon, min_lat, max_lon, max_lat = part.bounds
-        if part.geom_type == "Polygon" and part.area > 0 and part.area == part.envelope.area:
-            params.extend((min_lon, max_lon, min_lat, max_lat))
-    if not params:
-        return never
     ph = dialect.placeholder
-    box = f"(p.min_lon >= {ph} AND p.max_lon <= {ph} AND p.min_lat >= {ph} AND p.max_lat <= {ph})"
-    return "(" + " OR ".join(box for _ in range(len(params) // 4)) + ")", params
+    # The west or east side of the box inside the rectangle, or its south or north side.
+    holds_a_side = (
+        f"((p.min_lat >= {ph} AND p.max_lat <= {ph}"
+        f" AND (p.min_lon BETWEEN {ph} AND {ph} OR p.max_lon BETWEEN {ph} AND {ph}))"
+        f" OR (p.min_lon >= {ph} AND p.max_lon <= {ph}"
+        f" AND (p.min_lat BETWEEN {ph} AND {ph} OR p.max_lat BETWEEN {ph} AND {ph})))"
+    )
+    alternatives: list[str] = []
+    params: list[float] = []
+    margin = _SIDE_MARGIN
+    for part in shapely.get_parts(shapely.from_wkt(tests[0].wkt)):
+        x0, y0, x1, y1 = part.bounds
+        if part.geom_type == "Polygon" and part.area > 0 and part.area == part.envelope.area:
+            alternatives.append(holds_a_side)
+            params.extend((y0, y1, x0, x1 - margin, x0 + margin, x1, x0, x1, y0, y1 - margin, y0 + margin, y1))
+    if not alternatives:
+        return never
+    return "(" + " OR ".join(alternatives) + ")", params
 
 
 @dataclass(frozen=True)
@@ -431,16 +446,11 @@ def compile_selection(selection: Selection, dialect: Dialect, *, defer_exact: bo
     exact: list[Spatial] = []
     conjuncts = _conjuncts(selection.where) if selection.where is not None else []
     if selection.where is not None:
-        in_row = any(_narrows_by_index(c) for c in conjuncts)
-        if defer_exact and (dialect.sqlite or in_row):
+        narrowed = any(_narrows_by_index(c) for c in conjuncts)
+        if defer_exact and (dialect.sqlite or narrowed):
             exact = [c for c in conjuncts if isinstance(c, Spatial) and _deferrable(c)]
             if exact:
-                parts = [
-                    (compiler.cell_prefilter(c) if in_row else compiler.prefilter(c))
-                    if isinstance(c, Spatial) and _deferrable(c)
-                    else compiler.filter(c)
-                    for c in conjuncts
-                ]
+                parts = [compiler.cell_prefilter(c.bounds) if c in exact else compiler.filter(c) for c in conjuncts]
                 sql = "(" + " AND ".join(s for s, _ in parts) + ")"
                 params = [p for _, ps in parts for p in ps]
                 clauses.append(sql)

@@ -4,8 +4,8 @@ Concurrency: WAL mode (readers never block the writer), a busy timeout for write
 processes, and a small pool of connections each used by one thread at a time. ``:memory:`` is
 one database per connection, so it gets a pool of exactly one connection.
 
-Spatial search: an R*Tree over the bounding boxes of the footprint's polygon parts preselects
-candidates; shapely decides exactly. Datetimes are fixed-width UTC text (see the migration).
+Spatial search: a grid index (the footprint's coarse cell, then its bounding box; see ``grid``)
+preselects candidates; shapely decides exactly. Datetimes are fixed-width UTC text (see the migration).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from shared.catalog.filters import (
     spatial_test_shapes,
     valid_shapes,
 )
+from shared.catalog.grid import Box
 from shared.catalog.migrations import COMPONENT, load_migrations
 from shared.catalog.model import (
     CatalogEntry,
@@ -44,13 +45,12 @@ from shared.catalog.model import (
     parse_geometry,
     parse_utc,
 )
-from shared.catalog.sqlfilter import SQLITE, CompiledSelection, certainly_passing, compile_selection
+from shared.catalog.sqlfilter import SQLITE, CompiledSelection, certainly_passing, compile_selection, grid_prefilter
 from shared.catalog.store import CatalogUnavailable, ConnectionPool
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Box = tuple[float, float, float, float]  # (min_lon, max_lon, min_lat, max_lat)
 
 BUSY_TIMEOUT_SECONDS = 10.0
 CHECKPOINT_BYTES = 4 * 1024 * 1024  # SQLite's own threshold for its automatic checkpoints (1,000 pages)
@@ -100,11 +100,6 @@ _UPDATE = (
     + " WHERE pk = ?"
 )
 _ORDER = " ORDER BY p.publication_time DESC, p.name"
-# Candidates whose footprint has a part whose box meets the query box (R*Tree prefilter).
-_BOX_CANDIDATES = (
-    "SELECT fp.product_pk FROM footprint_index r JOIN footprint_parts fp ON fp.part = r.part"
-    " WHERE r.max_lon >= ? AND r.min_lon <= ? AND r.max_lat >= ? AND r.min_lat <= ?"
-)
 
 
 def sqlite_path(url: str) -> str:
@@ -160,7 +155,7 @@ def _entry(row: sqlite3.Row) -> CatalogEntry:
     )
 
 
-def _part_boxes(geojson: dict[str, Any], what: str) -> list[tuple[float, float, float, float]]:
+def _part_boxes(geojson: dict[str, Any], what: str) -> list[Box]:
     """(min_lon, max_lon, min_lat, max_lat) of every part of a (multi-part) geometry."""
     import shapely
 
@@ -172,13 +167,13 @@ def _part_boxes(geojson: dict[str, Any], what: str) -> list[tuple[float, float, 
     return boxes
 
 
-def _batch_geometry(entries: list[CatalogEntry], footprints: list[str | None]) -> tuple[list[list[Box]], list[Any]]:
-    """The part boxes (see ``_part_boxes``) and the valid WKB of every entry's footprint (GeoJSON
-    text), parsed in one vectorised GEOS call."""
+def _batch_geometry(entries: list[CatalogEntry], footprints: list[str | None]) -> tuple[list[Box | None], list[Any]]:
+    """The bounding box (see ``Box``) and the valid WKB of every entry's footprint (GeoJSON text),
+    parsed in one vectorised GEOS call."""
     import shapely
 
     present = [i for i, text in enumerate(footprints) if text is not None]
-    boxes: list[list[Box]] = [[] for _ in entries]
+    boxes: list[Box | None] = [None] * len(entries)
     wkbs: list[Any] = [None] * len(entries)
     if not present:
         return boxes, wkbs
@@ -190,25 +185,20 @@ def _batch_geometry(entries: list[CatalogEntry], footprints: list[str | None]) -
     if unusable:  # entry by entry: parse_geometry says which footprint is wrong, and how
         import numpy
 
-        for i, entry in enumerate(entries):
-            if entry.footprint is not None:
-                boxes[i] = _part_boxes(entry.footprint, f"footprint of {entry.name}")
-        # All readable now; GEOS's GeoJSON reader refuses some that shapely's reads (an open ring).
+        # GEOS's GeoJSON reader refuses some that shapely's reads (an open ring).
         shapes = [parse_geometry(e.footprint, f"footprint of {e.name}") for e in entries if e.footprint is not None]
         geometries = numpy.array(shapes, dtype=object)
-    else:
-        parts, owners = shapely.get_parts(geometries, return_index=True)
-        for (min_lon, min_lat, max_lon, max_lat), owner in zip(
-            shapely.bounds(parts).tolist(), owners.tolist(), strict=True
-        ):
-            boxes[present[owner]].append((min_lon, max_lon, min_lat, max_lat))
-    for i, wkb in zip(present, shapely.to_wkb(valid_shapes(geometries)).tolist(), strict=True):
+    valid = valid_shapes(geometries)  # what the exact test reads; its box is the one the prefilters test
+    for i, (min_lon, min_lat, max_lon, max_lat) in zip(present, shapely.bounds(valid).tolist(), strict=True):
+        boxes[i] = (min_lon, max_lon, min_lat, max_lat)
+    for i, wkb in zip(present, shapely.to_wkb(valid).tolist(), strict=True):
         wkbs[i] = wkb
     return boxes, wkbs
 
 
-# An entry ready to write: the entry, its row (values in _ALL_COLUMNS order), its footprint's part boxes.
-Prepared = tuple[CatalogEntry, tuple[Any, ...], list[Box]]
+# An entry ready to write, and its row (values in _ALL_COLUMNS order).
+Prepared = tuple[CatalogEntry, tuple[Any, ...]]
+_NO_BOX = (None, None, None, None)  # the box columns without footprint
 
 
 def _prepare(batch: list[CatalogEntry]) -> list[Prepared]:
@@ -216,7 +206,7 @@ def _prepare(batch: list[CatalogEntry]) -> list[Prepared]:
     footprints = [None if e.footprint is None else canonical_json(e.footprint) for e in batch]
     boxes, wkbs = _batch_geometry(batch, footprints)
     prepared = []
-    for e, footprint, wkb, parts in zip(batch, footprints, wkbs, boxes, strict=True):
+    for e, footprint, wkb, box in zip(batch, footprints, wkbs, boxes, strict=True):
         row = (
             e.id,
             e.name,
@@ -242,24 +232,10 @@ def _prepare(batch: list[CatalogEntry]) -> list[Prepared]:
             _time(e.publication_time),
             _time(e.modification_time),
             wkb,
-            *_envelope(parts),
+            *(box or _NO_BOX),
         )
-        prepared.append((e, row, parts))
+        prepared.append((e, row))
     return prepared
-
-
-def _envelope(parts: list[Box]) -> tuple[float | None, ...]:
-    """The box around every part box; four NULLs without footprint."""
-    if len(parts) == 1:
-        return parts[0]
-    if not parts:
-        return (None, None, None, None)
-    return (
-        min(b[0] for b in parts),
-        max(b[1] for b in parts),
-        min(b[2] for b in parts),
-        max(b[3] for b in parts),
-    )
 
 
 def _split_statements(script: str) -> Iterator[str]:
@@ -305,7 +281,7 @@ def _write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
 
 
 class _ExactIntersects:
-    """The exact test after the R*Tree prefilter (planar, lon/lat degrees, like PostGIS geometry)."""
+    """The exact test after the grid prefilter (planar, lon/lat degrees, like PostGIS geometry)."""
 
     def __init__(self, geojson: dict[str, Any]) -> None:
         import shapely
@@ -362,12 +338,12 @@ def _failing(conn: sqlite3.Connection, compiled: CompiledSelection) -> list[int]
     """The keys of the candidates of a selection with deferred exact tests (``count_where``'s rows)
     that fail them.
 
-    A footprint whose box lies inside a rectangle of the area certainly intersects it: only the
-    others, at the area's edges (952 of 9,785 in the benchmark's query at 1 M), are read and tested.
+    Most candidates certainly intersect the area, by their box (``certainly_passing``): only the
+    others, across its corners, are read and tested.
     """
-    inside, inside_params = certainly_passing(compiled.exact, SQLITE)
-    sql = f"SELECT p.pk, p.footprint, p.footprint_wkb FROM products p{compiled.count_where} AND NOT {inside}"
-    rows = conn.execute(sql, (*compiled.count_params, *inside_params)).fetchall()
+    certain, certain_params = certainly_passing(compiled.exact, SQLITE)
+    sql = f"SELECT p.pk, p.footprint, p.footprint_wkb FROM products p{compiled.count_where} AND NOT {certain}"
+    rows = conn.execute(sql, (*compiled.count_params, *certain_params)).fetchall()
     return [row["pk"] for row, ok in zip(rows, _exact(compiled.exact, rows), strict=True) if not ok]
 
 
@@ -488,42 +464,19 @@ class SqliteCatalog:
         return changed
 
     def _upsert_bulk(self, conn: sqlite3.Connection, prepared: list[Prepared]) -> int:
-        """Upsert a batch of distinct ids: new ones with one executemany per table (each statement
-        prepared once), the few that exist already row by row (compared, updated if changed)."""
+        """Upsert a batch of distinct ids: new ones with one executemany (the statement prepared once),
+        the few that exist already row by row (compared, updated if changed)."""
         first_pk = conn.execute("SELECT coalesce(max(pk), 0) FROM products").fetchone()[0] + 1
-        # Explicit keys (executemany gives no lastrowid per row); an existing id is skipped, not an error.
+        # Explicit keys, to tell the rows inserted from those skipped: an existing id is not an error.
         conn.executemany(
             _INSERT_PK + " ON CONFLICT (id) DO NOTHING",
-            ((first_pk + i, *row) for i, (_, row, _) in enumerate(prepared)),
+            ((first_pk + i, *row) for i, (_, row) in enumerate(prepared)),
         )
         inserted = {row[0] for row in conn.execute("SELECT pk FROM products WHERE pk >= ?", (first_pk,))}
-        next_part = conn.execute("SELECT coalesce(max(part), 0) FROM footprint_parts").fetchone()[0] + 1
-        parts: list[tuple[int, int]] = []
-        index: list[tuple[Any, ...]] = []
-        existing = []
-        for i, (entry, row, boxes) in enumerate(prepared):
-            pk = first_pk + i
-            if pk not in inserted:
-                existing.append((entry, row, boxes))
-                continue
-            for box in boxes:
-                parts.append((next_part, pk))
-                index.append((next_part, *box))
-                next_part += 1
-        conn.executemany("INSERT INTO footprint_parts (part, product_pk) VALUES (?, ?)", parts)
-        conn.executemany(
-            "INSERT INTO footprint_index (part, min_lon, max_lon, min_lat, max_lat) VALUES (?, ?, ?, ?, ?)", index
-        )
-        # After the new parts: the row by row path numbers its parts after them.
+        existing = [item for i, item in enumerate(prepared) if first_pk + i not in inserted]
         return len(inserted) + sum(self._upsert_one(conn, *item) for item in existing)
 
-    def _upsert_one(
-        self,
-        conn: sqlite3.Connection,
-        entry: CatalogEntry,
-        row: tuple[Any, ...],
-        boxes: list[Box],
-    ) -> bool:
+    def _upsert_one(self, conn: sqlite3.Connection, entry: CatalogEntry, row: tuple[Any, ...]) -> bool:
         content = row[: len(_CONTENT_COLUMNS)]
         existing = conn.execute(
             f"SELECT pk, {', '.join(_CONTENT_COLUMNS)} FROM products WHERE id = ?", (entry.id,)
@@ -532,14 +485,12 @@ class SqliteCatalog:
             return False
         try:
             if existing is None:
-                pk = conn.execute(_INSERT, row).lastrowid
+                conn.execute(_INSERT, row)
             else:
-                pk = existing["pk"]
                 modification = row[_ALL_COLUMNS.index("modification_time")]
-                conn.execute(_UPDATE, (*content, modification, *row[-len(_DERIVED) :], pk))
+                conn.execute(_UPDATE, (*content, modification, *row[-len(_DERIVED) :], existing["pk"]))
         except sqlite3.IntegrityError as exc:
             raise ValueError(f"cannot catalog {entry.name} with id {entry.id}: {exc}") from exc
-        self._replace_footprint_parts(conn, pk, boxes)
         return True
 
     def get(self, product_id: str) -> CatalogEntry | None:
@@ -665,7 +616,7 @@ class SqliteCatalog:
             # 64 MiB of page cache instead of 2: the indexes of a bulk load (random ids and names)
             # and of a query stay in memory instead of being read again from the OS.
             conn.execute("PRAGMA cache_size = -65536")
-            # The exact spatial test of compiled filters (after the R*Tree prefilter).
+            # The exact spatial test of compiled filters (after the grid prefilter).
             conn.create_function("refsys_spatial", 3, _spatial_udf, deterministic=True)
         except BaseException:
             conn.close()
@@ -713,27 +664,10 @@ class SqliteCatalog:
             params.append(format_utc(query.stop))
         if query.intersects is not None:
             boxes = _part_boxes(query.intersects, "intersects geometry")
-            # One fragment per part of the query geometry (its text depends on the part count only).
-            clauses.append("p.pk IN (" + " UNION ".join(_BOX_CANDIDATES for _ in boxes) + ")")
-            for box in boxes:
-                params.extend(box)
+            prefilter, prefilter_params = grid_prefilter(boxes, SQLITE)
+            clauses.append(prefilter)
+            params.extend(prefilter_params)
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
-
-    @staticmethod
-    def _replace_footprint_parts(
-        conn: sqlite3.Connection, pk: int | None, boxes: Iterable[tuple[float, float, float, float]]
-    ) -> None:
-        conn.execute(
-            "DELETE FROM footprint_index WHERE part IN (SELECT part FROM footprint_parts WHERE product_pk = ?)",
-            (pk,),
-        )
-        conn.execute("DELETE FROM footprint_parts WHERE product_pk = ?", (pk,))
-        for box in boxes:
-            part = conn.execute("INSERT INTO footprint_parts (product_pk) VALUES (?)", (pk,)).lastrowid
-            conn.execute(
-                "INSERT INTO footprint_index (part, min_lon, max_lon, min_lat, max_lat) VALUES (?, ?, ?, ?, ?)",
-                (part, *box),
-            )
 
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> None:

@@ -534,3 +534,64 @@ def test_type_and_area_find_footprints_of_every_size_and_place_in_the_grid(catal
         assert not mismatches, mismatches[:3]
     finally:
         store.close()
+
+
+def test_counts_trust_only_boxes_holding_a_side_of_a_rectangular_area(catalog_url: str) -> None:
+    """A footprint whose box has a whole side inside a rectangular area meets it, untested; the rest
+    (across a corner, wider than the area, or the area not a rectangle) are tested exactly. Counts
+    and pages agree with the brute-force evaluation, with and without a product type."""
+    rng = random.Random(12)
+    footprints: list[dict[str, Any]] = []
+    for _ in range(300):  # triangles in boxes across every side and corner of (0 0, 10 10), or around it
+        x, y = (
+            rng.choice([-2, 0, 4, 8, 10, 12]) + rng.uniform(-1.5, 1.5),
+            rng.choice([-2, 0, 4, 8, 10]) + rng.uniform(-1.5, 1.5),
+        )
+        w, h = rng.choice([0.5, 3, 14]), rng.choice([0.5, 3, 14])
+        points = [[x + rng.uniform(0, w), y + rng.uniform(0, h)] for _ in range(3)]
+        if rng.random() < 0.3:  # a thin diagonal sliver: its box reaches much farther than itself
+            points = [[x, y], [x + w, y + h], [x + w, y + h - 0.01]]
+        footprints.append({"type": "Polygon", "coordinates": [[*points, points[0]]]})
+    footprints += [  # exactly touching the area's sides from outside; a part across a side, a part far away
+        {"type": "Polygon", "coordinates": [[[10, 4], [12, 3], [12, 5], [10, 4]]]},
+        {"type": "Polygon", "coordinates": [[[3, 10], [5, 12], [4, 13], [3, 10]]]},
+        {"type": "Polygon", "coordinates": [[[10, 10], [11, 12], [12, 11], [10, 10]]]},
+        {"type": "MultiPolygon", "coordinates": [_rectangle(9, 3, 11, 4), _rectangle(40, 3, 41, 4)]},
+        {"type": "MultiPolygon", "coordinates": [_rectangle(-5, -5, -4, -4), _rectangle(11, 11, 12, 12)]},
+    ]
+    entries = [
+        _s1_entry(
+            f"S1A_IW_GRDH_1SDV_SIDE_{i:04d}.SAFE",
+            product_type="IW_GRDH_1S",
+            content_length=i,
+            validity_start=T0 + timedelta(minutes=i),
+            validity_stop=T0 + timedelta(minutes=i, seconds=25),
+            footprint=footprint,
+            attributes={"productType": "IW_GRDH_1S"},
+            publication_time=T0 + timedelta(seconds=i),
+        )
+        for i, footprint in enumerate(footprints)
+    ]
+    areas = [
+        "POLYGON((0 0, 10 0, 10 10, 0 10, 0 0))",
+        "MULTIPOLYGON(((0 0, 10 0, 10 10, 0 10, 0 0)),((30 0, 40 0, 40 5, 30 5, 30 0)))",
+        "POLYGON((0 0, 10 0, 10 10, 0 0))",  # not a rectangle: every footprint is tested
+    ]
+    store = open_catalog(catalog_url)
+    try:
+        store.upsert_many(entries)
+        mismatches = []
+        for area in areas:
+            for typed in (
+                "",
+                "Attributes/OData.CSC.StringAttribute/any(att:att/Name eq 'productType' and "
+                "att/OData.CSC.StringAttribute/Value eq 'IW_GRDH_1S') and ",
+            ):
+                where = parse_filter(f"{typed}OData.CSC.Intersects(area=geography'SRID=4326;{area}')")
+                want = sorted(e.name for e in entries if matches(where, e))
+                page, count = store.find_counted(Selection(where=where, limit=7, offset=3))
+                if count != len(want) or store.count_where(where) != len(want) or [e.name for e in page] != want[3:10]:
+                    mismatches.append((area, typed, count, len(want)))
+        assert not mismatches, mismatches
+    finally:
+        store.close()

@@ -207,7 +207,14 @@ def test_bulk_batches_checkpoint_so_the_wal_holds_one_batch(tmp_path: Path) -> N
     assert sizes[-1] < 3 * sizes[0], sizes  # eight batches without a checkpoint would be eight times
 
 
-def test_antimeridian_parts_get_one_small_box_each(tmp_path: Path) -> None:
+def test_grid_indexes_serve_areas_with_and_without_a_type_and_cut_footprints_are_in_the_world_cell(
+    tmp_path: Path,
+) -> None:
+    from shared.catalog.filters import Selection
+    from shared.catalog.grid import WORLD_CELL
+    from shared.catalog.odata.filter import parse_filter
+    from shared.catalog.sqlfilter import SQLITE, compile_selection
+
     path = tmp_path / "catalog.db"
     store = open_catalog(f"sqlite:///{path}")
     split = {
@@ -219,9 +226,17 @@ def test_antimeridian_parts_get_one_small_box_each(tmp_path: Path) -> None:
     }
     store.upsert(make_entry("DATELINE", footprint=split))
     store.close()
+    area = "OData.CSC.Intersects(area=geography'SRID=4326;POLYGON((0 0, 10 0, 10 10, 0 10, 0 0))')"
+    typed = (
+        "Attributes/OData.CSC.StringAttribute/any(att:att/Name eq 'productType' and "
+        "att/OData.CSC.StringAttribute/Value eq 'T') and ContentDate/Start ge 2024-01-01T00:00:00Z and "
+    )
     with sqlite3.connect(path) as conn:
-        widths = [row[0] for row in conn.execute("SELECT max_lon - min_lon FROM footprint_index")]
-    assert len(widths) == 2 and all(w < 1.01 for w in widths)
+        assert conn.execute("SELECT footprint_cell FROM products").fetchone()[0] == WORLD_CELL
+        for text, index in ((area, "products_cell "), (typed + area, "products_attr_type_cell ")):
+            compiled = compile_selection(Selection(where=parse_filter(text)), SQLITE, defer_exact=True)
+            plan = conn.execute("EXPLAIN QUERY PLAN SELECT p.pk FROM products p" + compiled.where, compiled.params)
+            assert any(index in row[3] for row in plan), text
 
 
 def test_unreadable_file_makes_the_store_unavailable(tmp_path: Path) -> None:
@@ -341,45 +356,69 @@ def test_spatial_paging_applies_after_the_exact_test() -> None:
         store.close()
 
 
-def test_migrations_0004_and_0005_fill_the_boxes_and_cells_of_existing_rows(tmp_path: Path) -> None:
+def _catalog_before_migration_0004(path: Path, entries: list[CatalogEntry]) -> None:
+    """A catalog file as migrations 0001 to 0003 left it, its footprints' part boxes in the R*Tree."""
+    from shared.catalog.migrations import COMPONENT
+    from shared.catalog.sqlite import _CONTENT_COLUMNS, _part_boxes, _prepare, _split_statements
+
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE schema_migrations (component TEXT NOT NULL, version INTEGER NOT NULL,"
+        " name TEXT NOT NULL, applied_at TEXT NOT NULL, PRIMARY KEY (component, version))"
+    )
+    for migration in load_migrations("sqlite")[:3]:
+        for statement in _split_statements(migration.sql):
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO schema_migrations VALUES (?, ?, ?, '2024-01-01T00:00:00.000000Z')",
+            (COMPONENT, migration.version, migration.name),
+        )
+    columns = (*_CONTENT_COLUMNS, "publication_time", "modification_time", "footprint_wkb")
+    insert = f"INSERT INTO products (pk, {', '.join(columns)}) VALUES (?{', ?' * len(columns)})"
+    for pk, (entry, row) in enumerate(_prepare(entries), start=1):
+        conn.execute(insert, (pk, *row[: len(columns)]))
+        for box in _part_boxes(entry.footprint or {}, entry.name):
+            part = conn.execute("INSERT INTO footprint_parts (product_pk) VALUES (?)", (pk,)).lastrowid
+            conn.execute("INSERT INTO footprint_index VALUES (?, ?, ?, ?, ?)", (part, *box))
+    conn.commit()
+    conn.close()
+
+
+def test_migrations_fill_the_boxes_and_cells_of_existing_rows_and_retire_the_rtree(tmp_path: Path) -> None:
     from shared.catalog.filters import Selection
     from shared.catalog.odata.filter import parse_filter
 
     path = tmp_path / "catalog.db"
-    store = open_catalog(f"sqlite:///{path}")
     boxes = [(i * 10.0, i * 10.0 + 2.5, -5.0, 5.0) for i in range(5)]
-    store.upsert_many(
+    entries = [
         make_entry(
             f"P{i}",
             footprint={"type": "Polygon", "coordinates": [[[a, c], [b, c], [b, d], [a, d], [a, c]]]},
             attributes={"productType": "T"},
         )
         for i, (a, b, c, d) in enumerate(boxes)
-    )
-    store.close()
-    with sqlite3.connect(path) as conn:  # back to the schema before migration 0004
-        conn.execute("DROP INDEX products_attr_type_cell")
-        conn.execute("ALTER TABLE products DROP COLUMN footprint_cell")
-        conn.execute("DROP INDEX products_attr_type_start_box")
-        for column in ("min_lon", "max_lon", "min_lat", "max_lat"):
-            conn.execute(f"ALTER TABLE products DROP COLUMN {column}")
-        conn.execute("CREATE INDEX products_attr_type_start ON products (attr_product_type, validity_start)")
-        conn.execute("DELETE FROM schema_migrations WHERE version IN (4, 5)")
+    ]
+    _catalog_before_migration_0004(path, entries)
     store = open_catalog(f"sqlite:///{path}")
     try:
         with sqlite3.connect(path) as conn:
             filled = conn.execute("SELECT min_lon, max_lon, min_lat, max_lat FROM products ORDER BY name").fetchall()
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert not {"footprint_index", "footprint_parts"} & tables
         for got, want in zip(filled, boxes, strict=True):  # the R*Tree's 32-bit boxes, rounded outwards
             assert all(g <= w for g, w in zip(got[::2], want[::2], strict=True))
             assert all(g >= w for g, w in zip(got[1::2], want[1::2], strict=True))
             assert all(math.isclose(g, w, abs_tol=1e-5) for g, w in zip(got, want, strict=True))
-        where = parse_filter(
+        for typed in (
+            "",
             "Attributes/OData.CSC.StringAttribute/any(att:att/Name eq 'productType' and "
-            "att/OData.CSC.StringAttribute/Value eq 'T') and "
-            "OData.CSC.Intersects(area=geography'SRID=4326;POLYGON((5 -1, 21 -1, 21 1, 5 1, 5 -1))')"
-        )
-        assert [e.name for e in store.find(Selection(where=where))] == ["P1", "P2"]
-        assert store.count_where(where) == 2
+            "att/OData.CSC.StringAttribute/Value eq 'T') and ",
+        ):
+            where = parse_filter(
+                f"{typed}OData.CSC.Intersects(area=geography'SRID=4326;POLYGON((5 -1, 21 -1, 21 1, 5 1, 5 -1))')"
+            )
+            assert [e.name for e in store.find(Selection(where=where))] == ["P1", "P2"]
+            assert store.count_where(where) == 2
     finally:
         store.close()
 

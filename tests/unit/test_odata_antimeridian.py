@@ -132,7 +132,7 @@ def test_a_box_across_the_dateline_is_split_into_two_20_degree_halves(wkt: str) 
     assert geometry.geom_type == "MultiPolygon" and geometry.is_valid
     assert geometry.area == pytest.approx(400)  # 20° x 20°, not 340° x 20°
     assert shapely.equals(geometry, shapely.box(170, -10, 180, 10).union(shapely.box(-180, -10, -170, 10)))
-    # One R*Tree box per part, each 10° wide.
+    # One box per part, each 10° wide: the grid prefilter takes its cells and boxes part by part.
     assert sorted(node.bounds) == [(-180, -170, -10, 10), (170, 180, -10, 10)]
 
 
