@@ -189,8 +189,6 @@ class ProductQuery:
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
-
-
 _ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
@@ -198,10 +196,10 @@ def canonical_json(value: Any) -> str:
     """Compact JSON with sorted keys: equal values give equal text, so stores can compare rows as text.
 
     orjson writes it (a footprint and the attributes took half of a bulk load's Python time with the
-    standard encoder). What orjson cannot say as the standard encoder would goes to the latter:
-    integers beyond 64 bits (an error in orjson), and any null, as orjson writes NaN and infinity
-    so where the standard encoder refuses them. Which encoder writes a value depends on the value
-    alone, so the text stays canonical.
+    standard encoder). The standard encoder writes what orjson cannot write as it would: integers
+    beyond 64 bits (an error in orjson), and any text holding null, as orjson writes NaN and
+    infinity as null where the standard encoder refuses them. Which encoder writes a value depends
+    on the value alone, so the text stays canonical.
     """
     try:
         # Passthrough: a datetime or dataclass is refused as the standard encoder refuses it.

@@ -98,9 +98,9 @@ def _candidate_keys(compiled: CompiledSelection) -> str:
 
 def _counted_page(compiled: CompiledSelection) -> tuple[str, list[Any]]:
     """One statement for the count and the page's ids of a selection with deferred exact tests: the
-    candidates once from the index (``c``), the rows at the area's edges read and tested exactly
-    (``failing``: those that do not pass); a first row (id NULL) holds the count, the others are
-    the page's ids in order. LIMIT and OFFSET parameters follow those returned."""
+    candidates once from the index (``c``), the rows their box leaves in doubt (``certainly_passing``)
+    read and tested exactly (``failing``: those that do not pass); a first row (id NULL) holds the
+    count, the others are the page's ids in order. LIMIT and OFFSET parameters follow those returned."""
     columns, order = _keys(compiled)
     certain, certain_params = certainly_passing(compiled.exact, POSTGRESQL)
     exact, exact_params = exact_tests(compiled.exact)

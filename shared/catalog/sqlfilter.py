@@ -401,12 +401,12 @@ def certainly_passing(tests: tuple[Spatial, ...], dialect: Dialect) -> Fragment:
     )
     alternatives: list[str] = []
     params: list[float] = []
-    margin = _SIDE_MARGIN
     for part in shapely.get_parts(shapely.from_wkt(tests[0].wkt)):
         x0, y0, x1, y1 = part.bounds
         if part.geom_type == "Polygon" and part.area > 0 and part.area == part.envelope.area:
             alternatives.append(holds_a_side)
-            params.extend((y0, y1, x0, x1 - margin, x0 + margin, x1, x0, x1, y0, y1 - margin, y0 + margin, y1))
+            m = _SIDE_MARGIN
+            params.extend((y0, y1, x0, x1 - m, x0 + m, x1, x0, x1, y0, y1 - m, y0 + m, y1))
     if not alternatives:
         return never
     return "(" + " OR ".join(alternatives) + ")", params
