@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -464,6 +464,25 @@ def _rectangle(x0: float, y0: float, x1: float, y1: float) -> list[list[list[flo
     return [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]
 
 
+def _footprint_entries(
+    tag: str, footprints: list[dict[str, Any]], product_type: Callable[[int], str]
+) -> list[CatalogEntry]:
+    """One Sentinel-1 slice per footprint, a minute apart, its productType attribute ``product_type(i)``."""
+    return [
+        _s1_entry(
+            f"S1A_IW_GRDH_1SDV_{tag}_{i:04d}.SAFE",
+            product_type="IW_GRDH_1S",
+            content_length=i,
+            validity_start=T0 + timedelta(minutes=i),
+            validity_stop=T0 + timedelta(minutes=i, seconds=25),
+            footprint=footprint,
+            attributes={"productType": product_type(i)},
+            publication_time=T0 + timedelta(seconds=i),
+        )
+        for i, footprint in enumerate(footprints)
+    ]
+
+
 def test_type_and_area_find_footprints_of_every_size_and_place_in_the_grid(catalog_url: str) -> None:
     """The type + area query reads only the grid cells near the area (``shared.catalog.grid``):
     footprints of every cell level, just under and over each level's size, at the poles and the
@@ -492,19 +511,7 @@ def test_type_and_area_find_footprints_of_every_size_and_place_in_the_grid(catal
     footprints.append(  # cut at the antimeridian
         {"type": "MultiPolygon", "coordinates": [_rectangle(178, 10, 180, 12), _rectangle(-180, 10, -178, 12)]}
     )
-    entries = [
-        _s1_entry(
-            f"S1A_IW_GRDH_1SDV_GRID_{i:04d}.SAFE",
-            product_type="IW_GRDH_1S",
-            content_length=i,
-            validity_start=T0 + timedelta(minutes=i),
-            validity_stop=T0 + timedelta(minutes=i, seconds=25),
-            footprint=footprint,
-            attributes={"productType": "IW_GRDH_1S" if i % 5 else "EW_GRDM_1S"},
-            publication_time=T0 + timedelta(seconds=i),
-        )
-        for i, footprint in enumerate(footprints)
-    ]
+    entries = _footprint_entries("GRID", footprints, lambda i: "IW_GRDH_1S" if i % 5 else "EW_GRDM_1S")
     areas = ["POLYGON((-180 -90, 180 -90, 180 90, -180 90, -180 -90))", "POLYGON((0 0, 0 0.001, 0.001 0, 0 0))"]
     areas += corners
     for _ in range(40):
@@ -559,19 +566,7 @@ def test_counts_trust_only_boxes_holding_a_side_of_a_rectangular_area(catalog_ur
         {"type": "MultiPolygon", "coordinates": [_rectangle(9, 3, 11, 4), _rectangle(40, 3, 41, 4)]},
         {"type": "MultiPolygon", "coordinates": [_rectangle(-5, -5, -4, -4), _rectangle(11, 11, 12, 12)]},
     ]
-    entries = [
-        _s1_entry(
-            f"S1A_IW_GRDH_1SDV_SIDE_{i:04d}.SAFE",
-            product_type="IW_GRDH_1S",
-            content_length=i,
-            validity_start=T0 + timedelta(minutes=i),
-            validity_stop=T0 + timedelta(minutes=i, seconds=25),
-            footprint=footprint,
-            attributes={"productType": "IW_GRDH_1S"},
-            publication_time=T0 + timedelta(seconds=i),
-        )
-        for i, footprint in enumerate(footprints)
-    ]
+    entries = _footprint_entries("SIDE", footprints, lambda i: "IW_GRDH_1S")
     areas = [
         "POLYGON((0 0, 10 0, 10 10, 0 10, 0 0))",
         "MULTIPOLYGON(((0 0, 10 0, 10 10, 0 10, 0 0)),((30 0, 40 0, 40 5, 30 5, 30 0)))",
