@@ -227,13 +227,18 @@ def test_grid_indexes_serve_areas_with_and_without_a_type_and_cut_footprints_are
     store.upsert(make_entry("DATELINE", footprint=split))
     store.close()
     area = "OData.CSC.Intersects(area=geography'SRID=4326;POLYGON((0 0, 10 0, 10 10, 0 10, 0 0))')"
+    since = "ContentDate/Start ge 2024-01-01T00:00:00Z and "
     typed = (
         "Attributes/OData.CSC.StringAttribute/any(att:att/Name eq 'productType' and "
-        "att/OData.CSC.StringAttribute/Value eq 'T') and ContentDate/Start ge 2024-01-01T00:00:00Z and "
+        "att/OData.CSC.StringAttribute/Value eq 'T') and " + since
     )
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT footprint_cell FROM products").fetchone()[0] == WORLD_CELL
-        for text, index in ((area, "products_cell "), (typed + area, "products_attr_type_cell ")):
+        for text, index in (
+            (area, "products_cell (footprint_cell=?)"),
+            (since + area, "products_cell (footprint_cell=? AND validity_start>?)"),  # a time range per cell
+            (typed + area, "products_attr_type_cell (attr_product_type=? AND footprint_cell=? AND validity_start>?)"),
+        ):
             compiled = compile_selection(Selection(where=parse_filter(text)), SQLITE, defer_exact=True)
             plan = conn.execute("EXPLAIN QUERY PLAN SELECT p.pk FROM products p" + compiled.where, compiled.params)
             assert any(index in row[3] for row in plan), text
