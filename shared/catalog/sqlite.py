@@ -4,8 +4,9 @@ Concurrency: WAL mode (readers never block the writer), a busy timeout for write
 processes, and a small pool of connections each used by one thread at a time. ``:memory:`` is
 one database per connection, so it gets a pool of exactly one connection.
 
-Spatial search: a grid index (the footprint's coarse cell, then its bounding box; see ``grid``)
-preselects candidates; shapely decides exactly. Datetimes are fixed-width UTC text (see the migration).
+Spatial search: a grid index (the footprint's coarse cell, then the sensing time and the bounding
+box; see ``grid``) preselects candidates; shapely decides exactly. Datetimes are fixed-width UTC
+text (see the migration).
 """
 
 from __future__ import annotations
