@@ -85,6 +85,9 @@ _CONTENT_COLUMNS = (
 # bounding box the type + time index holds.
 _DERIVED = ("footprint_wkb", "min_lon", "max_lon", "min_lat", "max_lat")
 _ALL_COLUMNS = (*_CONTENT_COLUMNS, "publication_time", "modification_time", *_DERIVED)
+# Compared as JSON values when their texts differ: rows written before canonical_json used orjson
+# hold other text for the same value (1e-05 for 0.00001, escaped non-ASCII characters).
+_JSON_CONTENT = frozenset(_CONTENT_COLUMNS.index(c) for c in ("footprint", "attributes", "quicklooks"))
 _SELECT = (
     "SELECT "
     + ", ".join(f"p.{c}" for c in (*_CONTENT_COLUMNS, "publication_time", "modification_time", "footprint_wkb"))
@@ -195,6 +198,14 @@ def _batch_geometry(entries: list[CatalogEntry], footprints: list[str | None]) -
     for i, wkb in zip(present, shapely.to_wkb(valid).tolist(), strict=True):
         wkbs[i] = wkb
     return boxes, wkbs
+
+
+def _same_content(stored: Sequence[Any], content: Sequence[Any]) -> bool:
+    """Whether a stored row's content columns hold this content (see ``_JSON_CONTENT``)."""
+    return all(
+        old == new or (i in _JSON_CONTENT and None not in (old, new) and json.loads(old) == json.loads(new))
+        for i, (old, new) in enumerate(zip(stored, content, strict=True))
+    )
 
 
 # An entry ready to write, and its row (values in _ALL_COLUMNS order).
@@ -482,7 +493,7 @@ class SqliteCatalog:
         existing = conn.execute(
             f"SELECT pk, {', '.join(_CONTENT_COLUMNS)} FROM products WHERE id = ?", (entry.id,)
         ).fetchone()
-        if existing is not None and tuple(existing)[1:] == content:
+        if existing is not None and _same_content(tuple(existing)[1:], content):
             return False
         try:
             if existing is None:

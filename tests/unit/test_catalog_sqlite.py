@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import sqlite3
 import threading
@@ -271,6 +272,37 @@ def test_processes_opening_one_file_concurrently_migrate_once(tmp_path: Path) ->
 
 
 # -- bulk upsert and query paths (migration 0003) ------------------------------------------------
+
+
+def test_an_entry_stored_as_older_json_text_is_unchanged_when_upserted_again(tmp_path: Path) -> None:
+    # Before canonical_json used orjson the stored text differed for these values (1e-05, "\u00e9").
+    path = tmp_path / "catalog.db"
+    store = open_catalog(f"sqlite:///{path}")
+    footprint = {"type": "Polygon", "coordinates": [[[0, 0], [1e-05, 0], [1e-05, 1], [0, 0]]]}
+    entry = make_entry("OLD_TEXT", footprint=footprint, attributes={"cloudCover": 1e-05, "site": "Kiruna-é"})
+    store.upsert(entry)
+    older = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "UPDATE products SET footprint = ?, attributes = ?",
+            (
+                older.encode(footprint),
+                older.encode(json.loads(conn.execute("SELECT attributes FROM products").fetchone()[0])),
+            ),
+        )
+        assert "1e-05" in conn.execute("SELECT footprint || attributes FROM products").fetchone()[0]
+    later = T0 + timedelta(days=1)
+    try:
+        assert store.upsert(dataclasses.replace(entry, modification_time=later)) is False
+        assert store.upsert_many([dataclasses.replace(entry, modification_time=later)]) == 0
+        assert store.get_by_name("OLD_TEXT") == entry  # modification date kept
+        changed = dataclasses.replace(
+            entry, attributes={"cloudCover": 2e-05, "site": "Kiruna-é"}, modification_time=later
+        )
+        assert store.upsert(changed) is True
+        assert store.get_by_name("OLD_TEXT") == changed
+    finally:
+        store.close()
 
 
 def test_bulk_upsert_mixes_new_unchanged_and_changed_entries() -> None:
