@@ -34,7 +34,7 @@ from shared.catalog.filters import (
     mission_of_collection,
     total_order,
 )
-from shared.catalog.grid import Box, covering_cells
+from shared.catalog.grid import Box, covering_cells, with_wrapped_copies
 from shared.catalog.model import format_utc
 
 _SQL_OPS = {"eq": "=", "ne": "<>", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
@@ -256,6 +256,8 @@ class _Compiler:
 
         A product without footprint has no box, so it never passes: the NULL test is implied.
         """
+        if self.d.sqlite:  # the only store with wrapped boxes (see ``grid``)
+            bounds = with_wrapped_copies(bounds)
         ph = self.ph
         boxes = " OR ".join(
             f"(p.max_lon >= {ph} AND p.min_lon <= {ph} AND p.max_lat >= {ph} AND p.min_lat <= {ph})" for _ in bounds
@@ -267,7 +269,7 @@ class _Compiler:
         """The box prefilter, with the grid cells a footprint meeting the area can be in: a grid
         index then reads only those cells (see ``grid``)."""
         boxes, box_params = self.box_prefilter(bounds)
-        cells = covering_cells(bounds)
+        cells = covering_cells(with_wrapped_copies(bounds) if self.d.sqlite else bounds)
         if self.d.sqlite:  # one parameter, however many cells
             return f"(p.footprint_cell IN (SELECT value FROM json_each(?)) AND {boxes})", [
                 json.dumps(cells),
@@ -401,12 +403,18 @@ def certainly_passing(tests: tuple[Spatial, ...], dialect: Dialect) -> Fragment:
     )
     alternatives: list[str] = []
     params: list[float] = []
+    m = _SIDE_MARGIN
     for part in shapely.get_parts(shapely.from_wkt(tests[0].wkt)):
         x0, y0, x1, y1 = part.bounds
-        if part.geom_type == "Polygon" and part.area > 0 and part.area == part.envelope.area:
+        if not (part.geom_type == "Polygon" and part.area > 0 and part.area == part.envelope.area):
+            continue
+        spans = [(x0, x1)]
+        if dialect.sqlite:  # the rectangle 360 degrees east, for wrapped boxes (see ``grid``): only
+            # their east side can lie there, as it starts east of 180, where no other box reaches.
+            spans += [(max(w, 180 + m), e) for w, e, _, _ in with_wrapped_copies([(x0, x1, y0, y1)])[1:]]
+        for w, e in spans:
             alternatives.append(holds_a_side)
-            m = _SIDE_MARGIN
-            params.extend((y0, y1, x0, x1 - m, x0 + m, x1, x0, x1, y0, y1 - m, y0 + m, y1))
+            params.extend((y0, y1, w, e - m, w + m, e, w, e, y0, y1 - m, y0 + m, y1))
     if not alternatives:
         return never
     return "(" + " OR ".join(alternatives) + ")", params

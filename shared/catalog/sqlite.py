@@ -34,7 +34,7 @@ from shared.catalog.filters import (
     spatial_test_shapes,
     valid_shapes,
 )
-from shared.catalog.grid import Box
+from shared.catalog.grid import WRAPPED_WIDTH, Box, wrapped_box
 from shared.catalog.migrations import COMPONENT, load_migrations
 from shared.catalog.model import (
     CatalogEntry,
@@ -193,8 +193,12 @@ def _batch_geometry(entries: list[CatalogEntry], footprints: list[str | None]) -
         shapes = [parse_geometry(e.footprint, f"footprint of {e.name}") for e in entries if e.footprint is not None]
         geometries = numpy.array(shapes, dtype=object)
     valid = valid_shapes(geometries)  # what the exact test reads; its box is the one the prefilters test
-    for i, (min_lon, min_lat, max_lon, max_lat) in zip(present, shapely.bounds(valid).tolist(), strict=True):
+    bounds = shapely.bounds(valid).tolist()
+    for k, (i, (min_lon, min_lat, max_lon, max_lat)) in enumerate(zip(present, bounds, strict=True)):
         boxes[i] = (min_lon, max_lon, min_lat, max_lat)
+        if max_lon - min_lon > WRAPPED_WIDTH:  # perhaps cut at the antimeridian (see ``grid``)
+            parts = shapely.bounds(shapely.get_parts(valid[k])).tolist()
+            boxes[i] = wrapped_box([(w, e, s, n) for w, s, e, n in parts]) or boxes[i]
     for i, wkb in zip(present, shapely.to_wkb(valid).tolist(), strict=True):
         wkbs[i] = wkb
     return boxes, wkbs

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import shapely
+import shapely.geometry
 
 from shared.catalog import (
     PRODUCT_NAMESPACE,
@@ -208,25 +210,13 @@ def test_bulk_batches_checkpoint_so_the_wal_holds_one_batch(tmp_path: Path) -> N
     assert sizes[-1] < 3 * sizes[0], sizes  # eight batches without a checkpoint would be eight times
 
 
-def test_grid_indexes_serve_areas_with_and_without_a_type_and_cut_footprints_are_in_the_world_cell(
-    tmp_path: Path,
-) -> None:
+def test_grid_indexes_serve_areas_and_time_ranges_with_and_without_a_type(tmp_path: Path) -> None:
     from shared.catalog.filters import Selection
-    from shared.catalog.grid import WORLD_CELL
     from shared.catalog.odata.filter import parse_filter
     from shared.catalog.sqlfilter import SQLITE, compile_selection
 
     path = tmp_path / "catalog.db"
-    store = open_catalog(f"sqlite:///{path}")
-    split = {
-        "type": "MultiPolygon",
-        "coordinates": [
-            [[[179, 10], [180, 10], [180, 20], [179, 20], [179, 10]]],
-            [[[-180, 10], [-179, 10], [-179, 20], [-180, 20], [-180, 10]]],
-        ],
-    }
-    store.upsert(make_entry("DATELINE", footprint=split))
-    store.close()
+    open_catalog(f"sqlite:///{path}").close()
     area = "OData.CSC.Intersects(area=geography'SRID=4326;POLYGON((0 0, 10 0, 10 10, 0 10, 0 0))')"
     since = "ContentDate/Start ge 2024-01-01T00:00:00Z and "
     typed = (
@@ -234,7 +224,6 @@ def test_grid_indexes_serve_areas_with_and_without_a_type_and_cut_footprints_are
         "att/OData.CSC.StringAttribute/Value eq 'T') and " + since
     )
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT footprint_cell FROM products").fetchone()[0] == WORLD_CELL
         for text, index in (
             (area, "products_cell (footprint_cell=?)"),
             (since + area, "products_cell (footprint_cell=? AND validity_start>?)"),  # a time range per cell
@@ -243,6 +232,60 @@ def test_grid_indexes_serve_areas_with_and_without_a_type_and_cut_footprints_are
             compiled = compile_selection(Selection(where=parse_filter(text)), SQLITE, defer_exact=True)
             plan = conn.execute("EXPLAIN QUERY PLAN SELECT p.pk FROM products p" + compiled.where, compiled.params)
             assert any(index in row[3] for row in plan), text
+
+
+def test_a_footprint_cut_at_the_antimeridian_has_a_wrapped_box_and_is_found_from_both_sides(tmp_path: Path) -> None:
+    from shared.catalog.filters import Selection
+    from shared.catalog.grid import WORLD_CELL
+    from shared.catalog.odata.filter import parse_filter
+
+    path = tmp_path / "catalog.db"
+    store = open_catalog(f"sqlite:///{path}")
+    cut = {
+        "type": "MultiPolygon",
+        "coordinates": [
+            [[[179, 10], [180, 10], [180, 20], [179, 20], [179, 10]]],
+            [[[-180, 10], [-179, 10], [-179, 12], [-180, 12], [-180, 10]]],
+        ],
+    }
+    wide = {  # cut too, but 100 degrees wide once wrapped: the world cell, with the plain box
+        "type": "MultiPolygon",
+        "coordinates": [
+            [[[130, 10], [131, 10], [131, 11], [130, 10]]],
+            [[[-131, 10], [-130, 10], [-130, 11], [-131, 10]]],
+        ],
+    }
+    edge = {"type": "LineString", "coordinates": [[180, 2], [180, 4]]}  # on the antimeridian, not cut
+    store.upsert_many([make_entry(n, footprint=f) for n, f in (("CUT", cut), ("WIDE", wide), ("EDGE", edge))])
+    try:
+        with sqlite3.connect(path) as conn:
+            rows = {
+                name: row
+                for name, *row in conn.execute(
+                    "SELECT name, footprint_cell, min_lon, max_lon, min_lat, max_lat FROM products"
+                )
+            }
+        assert rows["CUT"] == [1_017_005, 179, 181, 10, 20]  # 20 degrees high: level 1, column 17, row 5
+        assert rows["WIDE"] == [WORLD_CELL, -131, 131, 10, 11]
+        for area, wanted in (
+            ("POLYGON((-179.5 11, -170 11, -170 15, -179.5 15, -179.5 11))", ["CUT"]),  # the western part
+            ("POLYGON((-179.5 12.5, -170 12.5, -170 15, -179.5 15, -179.5 12.5))", []),  # north of it
+            ("POLYGON((170 15, 179.5 15, 179.5 30, 170 30, 170 15))", ["CUT"]),  # the eastern part
+            ("POLYGON((175 0, -175 0, -175 30, 175 30, 175 0))", ["CUT", "EDGE"]),  # across the antimeridian
+            ("POINT(-179 11)", ["CUT"]),
+            ("POLYGON((-131 0, -100 0, -100 30, -131 30, -131 0))", ["WIDE"]),
+            # Planar, as PostGIS compares: a line at 180 does not meet an area from -180.
+            ("POLYGON((-180 0, -170 0, -170 5, -180 5, -180 0))", []),
+            ("POLYGON((170 0, 180 0, 180 5, 170 5, 170 0))", ["EDGE"]),
+        ):
+            where = parse_filter(f"OData.CSC.Intersects(area=geography'SRID=4326;{area}')")
+            assert store.find_counted(Selection(where=where)) == ([store.get_by_name(n) for n in wanted], len(wanted))
+            assert store.count_where(where) == len(wanted), area
+            if "175 0, -175 0" not in area:  # the store's own query reads a GeoJSON area as drawn
+                found = store.search(ProductQuery(intersects=shapely.geometry.mapping(shapely.from_wkt(area))))
+                assert [e.name for e in found] == wanted, area
+    finally:
+        store.close()
 
 
 def test_unreadable_file_makes_the_store_unavailable(tmp_path: Path) -> None:
