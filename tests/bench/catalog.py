@@ -6,7 +6,7 @@ higher is better), latencies as p95 milliseconds (ratio = ours / hand-written SQ
 Targets (issue 6): p95 <= 50 ms and <= 1.3 x the hand-written SQL; >= 10,000 entries/s.
 
 Sizes: ``REFSYS_BENCH_SQLITE_ENTRIES`` (default 1,000,000, the issue's size) and
-``REFSYS_BENCH_POSTGIS_ENTRIES`` (default 200,000; the 10,000,000 run in the README took 26 minutes,
+``REFSYS_BENCH_POSTGIS_ENTRIES`` (default 200,000; the 10,000,000 run in the README took 24 minutes,
 most of them making and loading the entries). PostGIS runs on ``REFSYS_BENCH_POSTGRES_URL`` when set (its
 ``products`` table is emptied first), else on a throwaway server when PostgreSQL is installed.
 """
