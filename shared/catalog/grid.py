@@ -16,7 +16,7 @@ On SQLite a footprint cut at the antimeridian gets a *wrapped* box when that is 
 wide: its western parts moved 360 degrees east, so the box ends beyond 180 (``wrapped_box``) and the
 footprint has the cell of its size instead of the world cell. An area then also looks for
 footprints 360 degrees east of each part near the antimeridian (``with_wrapped_copies``).
-PostgreSQL keeps such footprints in the world cell, as its GiST index holds their full-width box.
+PostgreSQL keeps such footprints in the world cell (its box columns are generated from the geometry).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def covering_cells(boxes: Iterable[Box]) -> list[int]:
     cells = {WORLD_CELL}
     for min_lon, max_lon, min_lat, max_lat in boxes:
         for level, size in enumerate(_SIZES):
-            # No box starts east of 180 (a wrapped one ends there): no column beyond 360 / size.
+            # No box starts east of 180 (a wrapped one ends east of it): no column beyond 360 / size.
             columns = range(_index(min_lon + 180 - size, size), min(_index(max_lon + 180, size), 360 // size) + 1)
             rows = range(_index(min_lat + 90 - size, size), _index(max_lat + 90, size) + 1)
             cells.update(level * 1_000_000 + column * 1000 + row for column in columns for row in rows)

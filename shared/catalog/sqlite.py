@@ -159,16 +159,11 @@ def _entry(row: sqlite3.Row) -> CatalogEntry:
     )
 
 
-def _part_boxes(geojson: dict[str, Any], what: str) -> list[Box]:
-    """(min_lon, max_lon, min_lat, max_lat) of every part of a (multi-part) geometry."""
+def _part_boxes(geometry: Any) -> list[Box]:
+    """The box (see ``Box``) of every part of a (multi-part) shapely geometry."""
     import shapely
 
-    geometry = parse_geometry(geojson, what)
-    boxes = []
-    for part in shapely.get_parts(geometry):
-        min_lon, min_lat, max_lon, max_lat = part.bounds
-        boxes.append((min_lon, max_lon, min_lat, max_lat))
-    return boxes
+    return [(w, e, s, n) for w, s, e, n in shapely.bounds(shapely.get_parts(geometry)).tolist()]
 
 
 def _batch_geometry(entries: list[CatalogEntry], footprints: list[str | None]) -> tuple[list[Box | None], list[Any]]:
@@ -197,8 +192,7 @@ def _batch_geometry(entries: list[CatalogEntry], footprints: list[str | None]) -
     for k, (i, (min_lon, min_lat, max_lon, max_lat)) in enumerate(zip(present, bounds, strict=True)):
         boxes[i] = (min_lon, max_lon, min_lat, max_lat)
         if max_lon - min_lon > WRAPPED_WIDTH:  # perhaps cut at the antimeridian (see ``grid``)
-            parts = shapely.bounds(shapely.get_parts(valid[k])).tolist()
-            boxes[i] = wrapped_box([(w, e, s, n) for w, s, e, n in parts]) or boxes[i]
+            boxes[i] = wrapped_box(_part_boxes(valid[k])) or boxes[i]
     for i, wkb in zip(present, shapely.to_wkb(valid).tolist(), strict=True):
         wkbs[i] = wkb
     return boxes, wkbs
@@ -679,7 +673,7 @@ class SqliteCatalog:
             clauses.append("p.validity_start <= ?")
             params.append(format_utc(query.stop))
         if query.intersects is not None:
-            boxes = _part_boxes(query.intersects, "intersects geometry")
+            boxes = _part_boxes(parse_geometry(query.intersects, "intersects geometry"))
             prefilter, prefilter_params = grid_prefilter(boxes, SQLITE)
             clauses.append(prefilter)
             params.extend(prefilter_params)

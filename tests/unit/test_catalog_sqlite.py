@@ -439,6 +439,7 @@ def test_spatial_paging_applies_after_the_exact_test() -> None:
 def _catalog_before_migration_0004(path: Path, entries: list[CatalogEntry]) -> None:
     """A catalog file as migrations 0001 to 0003 left it, its footprints' part boxes in the R*Tree."""
     from shared.catalog.migrations import COMPONENT
+    from shared.catalog.model import parse_geometry
     from shared.catalog.sqlite import _CONTENT_COLUMNS, _part_boxes, _prepare, _split_statements
 
     conn = sqlite3.connect(path)
@@ -457,7 +458,7 @@ def _catalog_before_migration_0004(path: Path, entries: list[CatalogEntry]) -> N
     insert = f"INSERT INTO products (pk, {', '.join(columns)}) VALUES (?{', ?' * len(columns)})"
     for pk, (entry, row) in enumerate(_prepare(entries), start=1):
         conn.execute(insert, (pk, *row[: len(columns)]))
-        for box in _part_boxes(entry.footprint or {}, entry.name):
+        for box in _part_boxes(parse_geometry(entry.footprint, entry.name)) if entry.footprint else []:
             part = conn.execute("INSERT INTO footprint_parts (product_pk) VALUES (?)", (pk,)).lastrowid
             conn.execute("INSERT INTO footprint_index VALUES (?, ?, ?, ?, ?)", (part, *box))
     conn.commit()
