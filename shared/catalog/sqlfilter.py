@@ -256,8 +256,6 @@ class _Compiler:
 
         A product without footprint has no box, so it never passes: the NULL test is implied.
         """
-        if self.d.sqlite:  # the only store with wrapped boxes (see ``grid``)
-            bounds = with_wrapped_copies(bounds)
         ph = self.ph
         boxes = " OR ".join(
             f"(p.max_lon >= {ph} AND p.min_lon <= {ph} AND p.max_lat >= {ph} AND p.min_lat <= {ph})" for _ in bounds
@@ -268,8 +266,10 @@ class _Compiler:
     def cell_prefilter(self, bounds: Sequence[Box]) -> Fragment:
         """The box prefilter, with the grid cells a footprint meeting the area can be in: a grid
         index then reads only those cells (see ``grid``)."""
+        if self.d.sqlite:  # the only store with wrapped boxes (see ``grid``)
+            bounds = with_wrapped_copies(bounds)
         boxes, box_params = self.box_prefilter(bounds)
-        cells = covering_cells(with_wrapped_copies(bounds) if self.d.sqlite else bounds)
+        cells = covering_cells(bounds)
         if self.d.sqlite:  # one parameter, however many cells
             return f"(p.footprint_cell IN (SELECT value FROM json_each(?)) AND {boxes})", [
                 json.dumps(cells),
