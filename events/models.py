@@ -112,6 +112,9 @@ class RejectionReason(StrEnum):
     CHECKSUM_MISMATCH = "checksum-mismatch"
     INCOMPLETE = "incomplete"
     CONFLICT = "conflict"
+    UNLISTED_FILES = "unlisted-files"
+    UNSUPPORTED_CHECKSUM = "unsupported-checksum"
+    METADATA_UNREADABLE = "metadata-unreadable"
 
 
 class ProductRejected(EventData):

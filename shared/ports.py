@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from shared.bus.idempotency import ProcessedEvents
     from shared.bus.publisher import SinkPublisher
     from shared.catalog.store import CatalogStore
+    from shared.ingestion.ledger import InboxLedger
     from shared.storage.objects import ObjectStore
 
 
@@ -46,3 +47,12 @@ def processed_events() -> ProcessedEvents:
     from shared.bus.idempotency import open_processed_events
 
     return open_processed_events(get_settings().catalog_url)
+
+
+@lru_cache(maxsize=1)
+def inbox_ledger() -> InboxLedger:
+    from shared.catalog.database import CatalogDatabase
+    from shared.ingestion.ledger import InboxLedger
+
+    settings = get_settings()
+    return InboxLedger(CatalogDatabase(settings.catalog_url), lease_s=settings.ingest_lease_s)

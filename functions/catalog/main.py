@@ -9,10 +9,11 @@ from shared import ports
 from shared.catalog.api import handle_query
 from shared.catalog.cataloging import Cataloguer
 from shared.runtime import event_endpoint
+from shared.settings import get_settings
 
 _on_event = event_endpoint(
     "catalog",
-    lambda event: Cataloguer(ports.object_store(), ports.catalog()).on_product_ingested(event),
+    lambda event: Cataloguer(ports.object_store(), ports.catalog(), get_settings()).on_product_ingested(event),
     accepts=(ProductIngested,),
     processed=ports.processed_events,
 )

@@ -12,7 +12,7 @@ from shared.settings import get_settings
 
 _view = event_endpoint(
     "ingest",
-    lambda event: Inbox(ports.object_store(), get_settings()).on_object_created(event),
+    lambda event: Inbox(ports.object_store(), get_settings(), ports.inbox_ledger()).on_object_created(event),
     accepts=(ObjectCreated,),
     processed=ports.processed_events,
 )

@@ -1,4 +1,9 @@
-"""The catalog step: describe an ingested product from its own files and store it in the catalog."""
+"""The catalog step: describe an ingested product from its own files and store it in the catalog.
+
+A product whose metadata cannot be read (a document that is not well-formed XML, a time that is no time)
+is found bad here, after ingestion: it is quarantined from its family bucket with the file and the parser's
+message, and the reply is ``product.rejected``, as ingestion does.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,13 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from events import ProductCataloged, ProductIngested
+from events import ProductCataloged, ProductIngested, ProductRejected, RejectionReason
 from shared.catalog.model import CatalogEntry
 from shared.catalog.store import CatalogStore, CatalogUnavailable
 from shared.products import ManifestError, extract_metadata, metadata_from_name, recognise
-from shared.runtime import Reject, RetryLater
+from shared.ingestion.quarantine import quarantine
+from shared.runtime import RetryLater
+from shared.settings import Settings
 from shared.storage.objects import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -22,8 +29,9 @@ XML_PACKAGINGS = ("EOF", "XML")
 class Cataloguer:
     store: ObjectStore
     catalog: CatalogStore
+    settings: Settings
 
-    def on_product_ingested(self, event: ProductIngested) -> ProductCataloged:
+    def on_product_ingested(self, event: ProductIngested) -> ProductCataloged | ProductRejected:
         product = recognise(event.product.name)
         # The manifest, or the product itself when it is one XML document (EOF, DSIB, ...): never the payload.
         document_key = event.manifest_key or (event.key if product.packaging in XML_PACKAGINGS else None)
@@ -42,7 +50,7 @@ class Cataloguer:
                     document_name=document_key,
                 )
             except ManifestError as exc:
-                raise Reject(f"cannot describe {product.name}: {exc}") from exc
+                return self._reject(event, f"cannot describe {product.name}: {exc}")
         now = datetime.now(UTC)
         try:
             existing = self.catalog.get(event.product.product_id)
@@ -87,3 +95,12 @@ class Cataloguer:
             validity_stop=entry.validity_stop,
             publication_time=existing.publication_time if existing else entry.publication_time,
         )
+
+    def _reject(self, event: ProductIngested, detail: str) -> ProductRejected:
+        """Quarantine the product from its family bucket: bad metadata is found here, after ingestion."""
+        root = event.key.rstrip("/")
+        objects = self.store.list(event.bucket, event.key) if event.key.endswith("/") else []
+        if not objects and (single := self.store.head(event.bucket, event.key)) is not None:
+            objects = [single]
+        reason = RejectionReason.METADATA_UNREADABLE
+        return quarantine(self.store, self.settings, event.product.name, root, event.bucket, objects, reason, detail)

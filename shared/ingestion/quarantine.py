@@ -1,15 +1,69 @@
 """The quarantine: rejected deliveries kept with a reason document beside them, until an operator
-releases them back into the inbox (which sends them through ingestion again)."""
+releases them back into the inbox (which sends them through ingestion again).
+
+Whoever finds a product bad puts it here, wherever it lies (the inbox, or its family bucket when only the
+catalog step can tell), and replies ``product.rejected``: a bad product is a domain outcome, never a
+delivery failure.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from shared.ingestion.inbox import REASON_SUFFIX
+from events import ProductRejected, RejectionReason
 from shared.settings import Settings
-from shared.storage.objects import ObjectStore
+from shared.storage.objects import ObjectStore, StoredObject
+
+log = logging.getLogger(__name__)
+
+REASON_SUFFIX = ".reason.json"
+
+
+def quarantine(
+    store: ObjectStore,
+    settings: Settings,
+    name: str,
+    root: str,
+    source_bucket: str,
+    objects: list[StoredObject],
+    reason: RejectionReason,
+    detail: str,
+) -> ProductRejected:
+    """Move a delivery aside with a reason document beside it: quarantined, never deleted.
+
+    The reason document is written first, so a crash half-way leaves it naming every object to look for.
+    """
+    bucket = settings.quarantine_bucket
+    store.ensure_bucket(bucket)
+    now = datetime.now(UTC)
+    reason_key = f"{root}{REASON_SUFFIX}"
+    document = {
+        "name": name,
+        "root": root,
+        "reason": reason.value,
+        "detail": detail,
+        "time": now.isoformat(),
+        "from": source_bucket,
+        "objects": [obj.key for obj in objects],
+    }
+    store.put(bucket, reason_key, json.dumps(document, indent=2).encode(), "application/json")
+    for obj in objects:
+        store.copy_verified(source_bucket, obj, bucket)
+        store.delete(source_bucket, obj.key)
+    log.warning("quarantined %s: %s", name, detail, extra={"product": name, "reason": reason.value})
+    return ProductRejected(
+        name=name,
+        reason=reason,
+        detail=detail,
+        quarantine_bucket=bucket,
+        quarantine_key=reason_key,
+        rejected_time=now,
+        mission=name[:2] if name[:2] in ("S1", "S2", "S3") else None,
+    )
 
 
 @dataclass(frozen=True)

@@ -87,5 +87,6 @@ def run_scan() -> ScanReport:
     from shared import ports
     from shared.settings import get_settings
 
-    scan = InboxScan(Inbox(ports.object_store(), get_settings()), ports.processed_events(), ports.sink().publish)
+    inbox = Inbox(ports.object_store(), get_settings(), ports.inbox_ledger())
+    scan = InboxScan(inbox, ports.processed_events(), ports.sink().publish)
     return scan.run()

@@ -3,18 +3,20 @@
 A product is read through :class:`ProductFiles`, one small port with three implementations: a local
 directory, a local zip (members under ``<product>/`` or at the top) and an object-store prefix
 (:class:`~shared.storage.objects.ObjectStore`). :func:`verify_product` compares what is there with what the
-manifest lists and names every missing, extra, wrong-size and wrong-checksum file. Checksums are MD5, or
-the strongest other digest the manifest gives (S2 since 2021: SHA3-256); a listed file without size or
-checksum (real S3 manifests, S2 GIPP headers) is only checked for presence.
+manifest lists and names every missing, extra, wrong-size and wrong-checksum file. Every digest the manifest
+declares for a file is checked (MD5, SHA-1, SHA-256, SHA3-256; S2 since 2021 gives SHA3-256), all of them in
+one pass over its bytes; a checksum of an algorithm we cannot compute is reported, never passed over silently.
+A listed file without size or checksum (real S3 manifests, S2 GIPP headers) is only checked for presence.
 """
 
 from __future__ import annotations
 
 import hashlib
 import zipfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from shared.products.manifest import DataObject, ManifestError, read_inventory
 from shared.products.naming import ProductName, recognise
@@ -35,14 +37,20 @@ class ProductFiles(Protocol):
 
     def read(self, path: str) -> bytes | None: ...
 
-    def digest(self, path: str, algorithm: str) -> str: ...
+    def digests(self, path: str, algorithms: Sequence[str]) -> dict[str, str]: ...
 
 
-def _hash(chunks: Any, algorithm: str) -> str:
-    h = hashlib.new(algorithm, usedforsecurity=False) if algorithm == "md5" else hashlib.new(algorithm)
+def hash_chunks(chunks: Iterable[bytes], algorithms: Sequence[str]) -> dict[str, str]:
+    """Hex digests of a byte stream for several hashlib algorithms at once: each byte is read once."""
+    hashes = {a: hashlib.new(a, usedforsecurity=False) if a == "md5" else hashlib.new(a) for a in algorithms}
     for chunk in chunks:
-        h.update(chunk)
-    return h.hexdigest()
+        for h in hashes.values():
+            h.update(chunk)
+    return {a: h.hexdigest() for a, h in hashes.items()}
+
+
+def hash_stream(stream: IO[bytes], algorithms: Sequence[str]) -> dict[str, str]:
+    return hash_chunks(iter(lambda: stream.read(_CHUNK), b""), algorithms)
 
 
 @dataclass(frozen=True)
@@ -60,9 +68,9 @@ class LocalDirectory:
         target = self.root / path
         return target.read_bytes() if _inside(self.root, target) and target.is_file() else None
 
-    def digest(self, path: str, algorithm: str) -> str:
+    def digests(self, path: str, algorithms: Sequence[str]) -> dict[str, str]:
         with (self.root / path).open("rb") as f:
-            return _hash(iter(lambda: f.read(_CHUNK), b""), algorithm)
+            return hash_stream(f, algorithms)
 
 
 def _inside(root: Path, target: Path) -> bool:
@@ -108,9 +116,9 @@ class ZipArchive:
         except KeyError:
             return None
 
-    def digest(self, path: str, algorithm: str) -> str:
+    def digests(self, path: str, algorithms: Sequence[str]) -> dict[str, str]:
         with self._zip.open(self._prefix + path) as f:
-            return _hash(iter(lambda: f.read(_CHUNK), b""), algorithm)
+            return hash_stream(f, algorithms)
 
 
 @dataclass(frozen=True)
@@ -132,12 +140,8 @@ class StorePrefix:
     def read(self, path: str) -> bytes | None:
         return self.store.read(self.bucket, f"{self.prefix.rstrip('/')}/{path}")
 
-    def digest(self, path: str, algorithm: str) -> str:
-        key = f"{self.prefix.rstrip('/')}/{path}"
-        if algorithm == "md5":
-            return self.store.md5(self.bucket, key)
-        data = self.store.read(self.bucket, key)
-        return _hash([data or b""], algorithm)
+    def digests(self, path: str, algorithms: Sequence[str]) -> dict[str, str]:
+        return self.store.digests(self.bucket, f"{self.prefix.rstrip('/')}/{path}", algorithms)
 
 
 @dataclass(frozen=True)
@@ -152,11 +156,13 @@ class IntegrityReport:
     extra: tuple[str, ...] = ()
     wrong_size: tuple[str, ...] = ()
     wrong_checksum: tuple[str, ...] = ()
+    unsupported_checksum: tuple[str, ...] = ()  # "path (algorithm)": declared, but not computable here
     error: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.error is None and not (self.missing or self.extra or self.wrong_size or self.wrong_checksum)
+        problems = self.missing or self.extra or self.wrong_size or self.wrong_checksum or self.unsupported_checksum
+        return self.error is None and not problems
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -168,6 +174,7 @@ class IntegrityReport:
             "extra": list(self.extra),
             "wrongSize": list(self.wrong_size),
             "wrongChecksum": list(self.wrong_checksum),
+            "unsupportedChecksum": list(self.unsupported_checksum),
             "error": self.error,
         }
 
@@ -198,27 +205,34 @@ def verify_product(files: ProductFiles, product: ProductName | None = None) -> I
     listed = {item.path: item for item in inventory}
     missing = tuple(p for p in listed if p not in present)
     extra = tuple(sorted(p for p in present if p not in listed))
-    wrong_size, wrong_checksum, checked = [], [], 0
+    wrong_size, wrong_checksum, unsupported, checked = [], [], [], 0
     for path, item in listed.items():
+        unsupported += [f"{path} ({algorithm})" for algorithm in item.unsupported]
         if path not in present:
             continue
         if item.size is not None and present[path] != item.size:
             wrong_size.append(path)
             continue
-        expected = _expected_digest(item)
-        if expected is not None:
+        if item.digests:
             checked += 1
-            if files.digest(path, expected[0]) != expected[1]:
+            if digest_mismatches(item, files.digests(path, [a for a, _ in item.digests])):
                 wrong_checksum.append(path)
     return IntegrityReport(
-        product.name, manifest_name, len(listed), checked, missing, extra, tuple(wrong_size), tuple(wrong_checksum)
+        product.name,
+        manifest_name,
+        len(listed),
+        checked,
+        missing,
+        extra,
+        tuple(wrong_size),
+        tuple(wrong_checksum),
+        tuple(unsupported),
     )
 
 
-def _expected_digest(item: DataObject) -> tuple[str, str] | None:
-    if item.md5:
-        return "md5", item.md5
-    return item.digests[0] if item.digests else None
+def digest_mismatches(item: DataObject, computed: dict[str, str]) -> list[str]:
+    """The algorithms whose computed digest differs from what the manifest declares for ``item``."""
+    return [algorithm for algorithm, expected in item.digests if computed.get(algorithm) != expected]
 
 
 def open_product(location: str | Path, store: ObjectStore | None = None) -> ProductFiles | None:

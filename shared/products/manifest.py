@@ -37,13 +37,15 @@ class DataObject:
     ``path`` is relative to the product root, normalised (no ``./``). ``size`` is ``None`` only when the
     manifest omits it (ESA S3 test data sets do). ``md5`` is the lower-case hex MD5, ``None`` when the
     manifest gives none (S2 SAFE since 2021 gives SHA3-256) or a placeholder that is not an MD5.
-    ``digests`` holds every usable checksum as ``(hashlib name, hex)`` pairs, MD5 included.
+    ``digests`` holds every usable checksum as ``(hashlib name, hex)`` pairs, MD5 included; ``unsupported``
+    names the algorithms of checksums that cannot be checked (an unknown ``checksumName``).
     """
 
     path: str
     size: int | None
     md5: str | None
     digests: tuple[tuple[str, str], ...] = ()
+    unsupported: tuple[str, ...] = ()  # checksumNames declared with a value that we cannot compute
 
     def digest(self, algorithm: str) -> str | None:
         """Hex digest for a hashlib algorithm name (``"md5"``, ``"sha3_256"``...), if the manifest has it."""
@@ -61,16 +63,31 @@ def parse_manifest(manifest: bytes) -> Element:
     return root
 
 
+@dataclass(frozen=True)
+class Inventory:
+    """What a manifest lists. ``exhaustive``: it lists every file of the product (XFDU manifests), so a file
+    it does not list does not belong; the other headers list some files or none."""
+
+    objects: list[DataObject]
+    exhaustive: bool
+
+
 def read_inventory(manifest: bytes) -> list[DataObject]:
     """Every data object listed in the manifest, in manifest order."""
+    return read_manifest(manifest).objects
+
+
+def read_manifest(manifest: bytes) -> Inventory:
+    """The inventory of a manifest; :class:`ManifestError` when it is unreadable or of an unknown kind."""
     try:
         root = parse_xml(manifest, what="manifest")
     except XmlError as exc:
         raise ManifestError(str(exc)) from exc
-    reader = _READERS.get(local_name(root.tag))
+    kind = local_name(root.tag)
+    reader = _READERS.get(kind)
     if reader is None:
-        raise ManifestError(f"not an XFDU manifest: root element is <{local_name(root.tag)}>")
-    return reader(root)
+        raise ManifestError(f"not an XFDU manifest: root element is <{kind}>")
+    return Inventory(reader(root), exhaustive=kind == "XFDU")
 
 
 def _xfdu_inventory(root: Element) -> list[DataObject]:
@@ -116,15 +133,19 @@ def _data_object(ident: str, stream: Element) -> DataObject:
         if not re.fullmatch(r"\s*\d+\s*", size_attr):
             raise ManifestError(f"data object {ident!r}: size {size_attr!r} is not a byte count")
         size = int(size_attr)
-    digests = []
+    digests, unsupported = [], []
     for checksum in children_named(stream, "checksum"):
-        algorithm = _ALGORITHMS.get((checksum.get("checksumName") or "").strip().upper())
+        declared = (checksum.get("checksumName") or "").strip()
+        algorithm = _ALGORITHMS.get(declared.upper())
         value = (checksum.text or "").strip().lower()
+        if algorithm is None:
+            if value:
+                unsupported.append(declared or "(unnamed)")
         # Placeholders ("dummy-checksum-value" in ESA test data sets) are not digests: drop them.
-        if algorithm and re.fullmatch(f"[0-9a-f]{{{_HEX_LENGTH[algorithm]}}}", value):
+        elif re.fullmatch(f"[0-9a-f]{{{_HEX_LENGTH[algorithm]}}}", value):
             digests.append((algorithm, value))
     md5 = next((v for k, v in digests if k == "md5"), None)
-    return DataObject(normalise_path(href, ident), size, md5, tuple(digests))
+    return DataObject(normalise_path(href, ident), size, md5, tuple(digests), tuple(unsupported))
 
 
 def normalise_path(href: str, ident: str = "?") -> str:

@@ -7,15 +7,23 @@ from pathlib import Path
 import pytest
 from moto import mock_aws
 
+from events import ProductIngested, ProductRejected, RejectionReason
 from shared.catalog import open_catalog
 from shared.catalog.cataloging import Cataloguer
-from shared.ingestion.inbox import Arrival, Inbox
+from shared.catalog.database import CatalogDatabase
+from shared.catalog.model import product_id
+from shared.ingestion.inbox import Arrival, Inbox, identity
+from shared.ingestion.ledger import InboxLedger
 from shared.ingestion.upload import upload_product
-from shared.products import write_product
+from shared.products import bucket_for, recognise, write_product
 from shared.settings import Settings
 from shared.storage.objects import ObjectStore
 
 START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def ledger(tmp_path: Path) -> InboxLedger:
+    return InboxLedger(CatalogDatabase(f"sqlite:///{tmp_path / 'ledger.db'}"))
 
 
 @pytest.fixture
@@ -24,12 +32,12 @@ def ingested(tmp_path: Path):
         settings = Settings(s3_access_key="testing", s3_secret_key="testing")
         store = ObjectStore(settings)
         store.ensure_bucket(settings.inbox_bucket)
-        inbox = Inbox(store, settings)
+        inbox = Inbox(store, settings, ledger(tmp_path))
         product = write_product(tmp_path, "IW_GRDH_1S", START)
         keys = upload_product(store, settings.inbox_bucket, product)
         replies = [inbox.ingest(product.name, Arrival(key, START)) for key in keys]
         (event,) = [r for r in replies if r is not None]
-        yield Cataloguer(store, open_catalog("sqlite:///:memory:")), event
+        yield Cataloguer(store, open_catalog("sqlite:///:memory:"), settings), event
 
 
 def test_a_product_is_cataloged_with_metadata_from_its_manifest(ingested) -> None:
@@ -50,3 +58,27 @@ def test_a_redelivery_changes_nothing_and_keeps_an_eviction(ingested) -> None:
     after = cataloguer.catalog.get(event.product.product_id)
     assert after is not None and after.online is False and after.eviction_time == START
     assert again.publication_time == first.publication_time == after.publication_time
+
+
+def test_a_product_whose_metadata_cannot_be_read_is_quarantined_with_the_file_and_the_reason(ingested) -> None:
+    cataloguer, _ = ingested
+    name = "S1A_OPER_AUX_RESORB_OPOD_20171213T143838_V20171213T102737_20171213T134507.EOF"
+    product = recognise(name)
+    bucket = bucket_for(product.family)
+    cataloguer.store.ensure_bucket(bucket)
+    cataloguer.store.put(bucket, name, b"")  # a zero-byte orbit file
+    event = ProductIngested(
+        product=identity(product),
+        bucket=bucket,
+        key=name,
+        content_length=0,
+        content_type="application/octet-stream",
+        ingestion_time=START,
+    )
+    reply = cataloguer.on_product_ingested(event)
+    assert isinstance(reply, ProductRejected) and reply.reason is RejectionReason.METADATA_UNREADABLE
+    assert name in reply.detail
+    assert cataloguer.catalog.get(product_id(name)) is None
+    assert cataloguer.store.head(bucket, name) is None
+    quarantined = cataloguer.store.head(cataloguer.settings.quarantine_bucket, name)
+    assert quarantined is not None and quarantined.size == 0

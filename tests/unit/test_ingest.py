@@ -11,7 +11,9 @@ import pytest
 from moto import mock_aws
 
 from events import ObjectCreated, ProductIngested, ProductRejected, RejectionReason
+from shared.catalog.database import CatalogDatabase
 from shared.ingestion.inbox import Inbox
+from shared.ingestion.ledger import InboxLedger
 from shared.ingestion.notifications import object_events
 from shared.ingestion.upload import product_files, upload_product
 from shared.products import bucket_for, recognise, write_product
@@ -22,13 +24,17 @@ from shared.storage.objects import ObjectStore
 START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
+def ledger(tmp_path: Path) -> InboxLedger:
+    return InboxLedger(CatalogDatabase(f"sqlite:///{tmp_path / 'ledger.db'}"))
+
+
 @pytest.fixture
-def inbox():
+def inbox(tmp_path: Path):
     with mock_aws():
         settings = Settings(s3_access_key="testing", s3_secret_key="testing")
         store = ObjectStore(settings)
         store.ensure_bucket(settings.inbox_bucket)
-        yield Inbox(store, settings)
+        yield Inbox(store, settings, ledger(tmp_path))
 
 
 @pytest.fixture

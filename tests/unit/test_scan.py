@@ -8,7 +8,9 @@ from moto import mock_aws
 
 from events import ObjectCreated, ProductIngested, ProductRejected, RejectionReason, parse_data
 from shared.bus.idempotency import open_processed_events
+from shared.catalog.database import CatalogDatabase
 from shared.ingestion.inbox import Inbox
+from shared.ingestion.ledger import InboxLedger
 from shared.ingestion.scan import InboxScan
 from shared.ingestion.upload import upload_product
 from shared.products import write_product
@@ -16,6 +18,10 @@ from shared.settings import Settings
 from shared.storage.objects import ObjectStore
 
 START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def ledger(tmp_path: Path) -> InboxLedger:
+    return InboxLedger(CatalogDatabase(f"sqlite:///{tmp_path / 'ledger.db'}"))
 
 
 @pytest.fixture
@@ -26,7 +32,7 @@ def scan(tmp_path: Path):
         )
         store = ObjectStore(settings)
         store.ensure_bucket(settings.inbox_bucket)
-        inbox = Inbox(store, settings)
+        inbox = Inbox(store, settings, ledger(tmp_path))
         published: list = []
         yield InboxScan(inbox, open_processed_events(f"sqlite:///{tmp_path / 'state.db'}"), published.append), published
 
