@@ -13,7 +13,9 @@
 - :mod:`~shared.products.sessions`, ``earth_explorer``, ``s2_metadata``: EDRS/CADIP sessions, Earth Explorer
   headers, S2 metadata files;
 - :mod:`~shared.products.cli`: ``refsys identify`` / ``refsys describe``;
-- :mod:`~shared.products.synthetic`: self-consistent fake products for tests (:func:`write_product`).
+- :mod:`~shared.products.synthetic`: self-consistent fake products for tests (:func:`write_product`);
+- :mod:`~shared.products.reinflate`: the real sample products made whole (:func:`reinflate`,
+  :func:`reinflate_samples`) and many products of a real shape (:func:`write_real_shape`).
 """
 
 from shared.products.families import FAMILIES, bucket_for
@@ -21,6 +23,7 @@ from shared.products.integrity import IntegrityReport, open_product, verify_prod
 from shared.products.manifest import DataObject, ManifestError, read_inventory
 from shared.products.metadata import ProductMetadata, extract_metadata, metadata_from_name
 from shared.products.naming import ProductName, UnknownProduct, recognise, root_of
+from shared.products.reinflate import reinflate, reinflate_samples, sample_products, write_real_shape
 from shared.products.synthetic import write_product
 
 __all__ = [
@@ -37,7 +40,11 @@ __all__ = [
     "open_product",
     "read_inventory",
     "recognise",
+    "reinflate",
+    "reinflate_samples",
     "root_of",
+    "sample_products",
     "verify_product",
     "write_product",
+    "write_real_shape",
 ]

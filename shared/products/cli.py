@@ -15,6 +15,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 
 def register(
@@ -31,6 +32,18 @@ def register(
     describe.add_argument("--stac", action="store_true", help="also print the STAC item")
     add_data_dir(describe)
     describe.set_defaults(command=describe_command)
+    samples = commands.add_parser("samples", help="the team's sample products", description="the sample products")
+    actions = samples.add_subparsers(required=True, metavar="ACTION")
+    reinflate = actions.add_parser(
+        "reinflate",
+        help="write the sample products whole (every listed object), verifying against their manifests",
+        description="write the sample products whole (every listed object), verifying against their manifests",
+    )
+    reinflate.add_argument("out_dir", metavar="OUT_DIR", type=Path)
+    reinflate.add_argument("--samples-dir", type=Path, help="the samples (default ../shared/samples of the checkout)")
+    reinflate.add_argument("--max-object-size", type=int, default=16 * 1024, help="bytes (default 16384)")
+    reinflate.add_argument("--seed", type=int, default=0, help="seed of the stand-in bytes (default 0)")
+    reinflate.set_defaults(command=samples_reinflate_command)
 
 
 def identify_command(args: argparse.Namespace) -> int:
@@ -73,3 +86,35 @@ def describe_command(args: argparse.Namespace) -> int:
         out["stac"] = to_stac_item(description.product, description.metadata)
     print(json.dumps(out, indent=2))
     return 0 if description.integrity.ok or description.integrity.manifest is None else 1
+
+
+def samples_reinflate_command(args: argparse.Namespace) -> int:
+    """One JSON line per product (objects, bytes, integrity, files of the sample left out), then the totals;
+    exit 1 when a product with a manifest to verify against does not verify, 2 when nothing could be made."""
+    from shared.products.integrity import LocalDirectory, verify_product
+    from shared.products.reinflate import reinflate_samples, sample_products, unlisted_files
+
+    try:
+        samples = sample_products(args.samples_dir)
+        made = reinflate_samples(
+            args.out_dir, samples_dir=args.samples_dir, max_object_size=args.max_object_size, seed=args.seed
+        )
+    except (FileNotFoundError, FileExistsError, ValueError) as exc:
+        print(f"refsys: {exc}", file=sys.stderr)
+        return 2
+    totals = {"products": len(made), "objects": 0, "bytes": 0}
+    failed = False
+    for sample, path in zip(samples, made, strict=True):
+        files = [f for f in path.rglob("*") if f.is_file()] if path.is_dir() else [path]
+        size = sum(f.stat().st_size for f in files)
+        line: dict[str, object] = {"name": path.name, "objects": len(files), "bytes": size}
+        if path.is_dir():
+            report = verify_product(LocalDirectory(path))
+            line["integrity"] = "ok" if report.ok else report.error or "does not verify"
+            line["leftOut"] = unlisted_files(sample)
+            failed |= report.error is None and not report.ok
+        totals["objects"] += len(files)
+        totals["bytes"] += size
+        print(json.dumps(line))
+    print(json.dumps({"totals": totals}))
+    return 1 if failed else 0
