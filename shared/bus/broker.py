@@ -2,8 +2,12 @@
 
 Ingress (like the MT broker ingress, ``POST /<namespace>/<broker>``): a binary- or
 structured-mode CloudEvent is stored durably with one delivery per matching Trigger, then
-answered 202. Dispatcher: worker threads POST due deliveries to the Trigger subscribers in binary
-mode with ``Prefer: reply`` and apply Knative's outcome rules:
+answered 202. Dispatchers: each Trigger has its own worker threads (``Trigger.parallelism`` of
+them, else ``workers``) that claim only that Trigger's due deliveries, oldest first, as the Kafka
+and RabbitMQ brokers give each Trigger its own consumer: a flood on one Trigger never delays
+another's. An ``ordered`` Trigger delivers one event at a time in enqueue order, a retrying one
+holding back the next. Workers POST to the Trigger subscribers in binary mode with
+``Prefer: reply`` and apply Knative's outcome rules:
 
 * 2xx, empty body: done. 202: done, any body ignored (data-plane spec: never a reply).
 * other 2xx with a CloudEvent body: the reply is published into the same broker (all Triggers
@@ -24,7 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -56,7 +60,7 @@ Resolve = Callable[[Destination], str]
 TTL_EXTENSION = "knativebrokerttl"
 MAX_TTL = 255
 MAX_BODY_BYTES = 64 * 1024 * 1024
-# Safety net only: workers are woken by enqueues and sleep until the next due retry.
+# Safety net only: workers are woken by their Trigger's enqueues and sleep until its next due retry.
 _MAX_IDLE_SECONDS = 60.0
 # Wait before retrying a delivery that failed inside the broker (not at the subscriber).
 _ERROR_RETRY_SECONDS = 5.0
@@ -74,12 +78,33 @@ class _Response:
         return self.status is not None and 200 <= self.status < 300
 
 
+class _Dispatcher:
+    """The workers of one Trigger and what wakes them."""
+
+    def __init__(self, trigger: Trigger, workers: int) -> None:
+        self.trigger = trigger
+        self.workers = workers
+        self.wakeup = threading.Condition()
+        self.generation = 0  # bumped on every wake-up, so a wake-up between check and wait is not lost
+        self.threads: list[threading.Thread] = []
+
+    def wake(self, count: int | None = None) -> None:
+        """Wake ``count`` idle workers (one per new delivery), or all of them."""
+        with self.wakeup:
+            self.generation += 1
+            if count is None:
+                self.wakeup.notify_all()
+            else:
+                self.wakeup.notify(count)
+
+
 class LocalBroker:
     """Brokers and Triggers of a Topology, backed by a durable SQLite queue at ``db_path``.
 
     The database is opened and the ingress port bound at construction (so ``ingress_url`` is
     known before ``start()``); ``start()`` begins serving and dispatching. One use only: after
-    ``stop()`` create a new LocalBroker on the same ``db_path`` to resume.
+    ``stop()`` create a new LocalBroker on the same ``db_path`` to resume. ``workers`` is the
+    concurrency of a Trigger whose annotations do not set one (see ``shared.bus.manifests``).
     """
 
     def __init__(
@@ -99,7 +124,10 @@ class LocalBroker:
                 raise ValueError(f"trigger {trigger.name!r} refers to unknown broker {trigger.broker!r}")
         self.topology = topology
         self._resolve = resolve
-        self._workers = max(1, workers)
+        default = max(1, workers)
+        self._dispatchers = {
+            name: _Dispatcher(trigger, trigger.parallelism or default) for name, trigger in topology.triggers.items()
+        }
         self._default = "default" if "default" in topology.brokers else next(iter(topology.brokers))
         self._paths = {f"/{b.namespace}/{b.name}": b.name for b in topology.brokers.values()}
         self._paths["/"] = self._default
@@ -118,10 +146,8 @@ class LocalBroker:
         self._url_host = "127.0.0.1" if bound_host in ("0.0.0.0", "") else str(bound_host)
         self._port = int(bound_port)
 
-        self._wakeup = threading.Condition()
-        self._generation = 0  # bumped on every wake-up, so a wake-up between check and wait is not lost
+        self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._threads: list[threading.Thread] = []
         self._started = self._stopped = False
         self._dropped = 0
 
@@ -139,14 +165,24 @@ class LocalBroker:
         if self._started or self._stopped:
             raise RuntimeError("a LocalBroker can be started once")
         self._started = True
+        self._settle_unknown()
         # A short poll interval only makes stop() quick; requests are served as they arrive.
         server = threading.Thread(target=self._server.serve_forever, args=(0.1,), name="broker-ingress", daemon=True)
-        self._threads = [
-            threading.Thread(target=self._work, name=f"broker-worker-{i}", daemon=True) for i in range(self._workers)
-        ]
-        for thread in (server, *self._threads):
+        for name, dispatcher in self._dispatchers.items():
+            dispatcher.threads = [
+                threading.Thread(target=self._work, args=(dispatcher,), name=f"broker-{name}-{i}", daemon=True)
+                for i in range(dispatcher.workers)
+            ]
+        for thread in (server, *self._threads()):
             thread.start()
-        log.info("broker ingress listening on %s", self.ingress_url)
+        log.info(
+            "broker ingress listening on %s; workers per trigger: %s",
+            self.ingress_url,
+            ", ".join(
+                f"{name} {d.workers}{' (ordered)' if d.trigger.ordered else ''}"
+                for name, d in self._dispatchers.items()
+            ),
+        )
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop accepting, let running deliveries finish for up to ``timeout`` s, close the queue.
@@ -161,11 +197,13 @@ class LocalBroker:
             self._server.shutdown()
         self._server.server_close()
         self._stopping.set()
-        self._wake()
+        for dispatcher in self._dispatchers.values():
+            dispatcher.wake()
         deadline = time.monotonic() + timeout
-        for thread in self._threads:
+        threads = self._threads()
+        for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        running = sum(thread.is_alive() for thread in self._threads)
+        running = sum(thread.is_alive() for thread in threads)
         if running:
             log.warning("%d deliveries still running at stop: they go back to pending", running)
         self._queue.close()
@@ -180,13 +218,18 @@ class LocalBroker:
             raise ValueError(f"unknown broker {broker!r}")
         if not self._stamp_ttl(record):
             return False
-        self._queue.enqueue(NewEvent(record, broker, self._matching(broker, record)))
-        self._wake()
+        event = NewEvent(record, broker, self._matching(broker, record))
+        self._queue.enqueue(event)
+        self._wake(event.triggers)
         return True
 
-    def stats(self) -> dict[str, int]:
-        """Delivery counts per state, stored events, and TTL drops since start."""
-        return {**self._queue.stats(), "dropped": self._dropped}
+    def stats(self) -> dict[str, Any]:
+        """Delivery counts per state, stored events, TTL drops since start, and ``per_trigger``:
+        {trigger: {state: count}} for every Trigger of the manifests and any other still in the queue."""
+        stats = self._queue.stats()
+        per_trigger = {name: dict.fromkeys((state.value for state in State), 0) for name in self.topology.triggers}
+        per_trigger.update(stats.pop("per_trigger"))
+        return {**stats, "dropped": self._dropped, "per_trigger": per_trigger}
 
     def deliveries(self, event_id: str | None = None) -> list[dict[str, Any]]:
         """Delivery rows (state, attempts, last status...), for monitoring and tests."""
@@ -216,7 +259,7 @@ class LocalBroker:
         except (TypeError, ValueError):
             ttl = MAX_TTL  # unreadable TTL: default it, like the MT broker
         if ttl <= 0:
-            with self._wakeup:  # ingress threads and workers both drop
+            with self._lock:  # ingress threads and workers both drop
                 self._dropped += 1
             log.warning(
                 "dropping event id=%s type=%s source=%s: %s exhausted (event loop?)",
@@ -230,23 +273,36 @@ class LocalBroker:
         return True
 
     # -- dispatcher ---------------------------------------------------------------------------------
-    def _wake(self) -> None:
-        with self._wakeup:
-            self._generation += 1
-            self._wakeup.notify_all()
+    def _threads(self) -> list[threading.Thread]:
+        return [thread for dispatcher in self._dispatchers.values() for thread in dispatcher.threads]
 
-    def _work(self) -> None:
+    def _wake(self, triggers: Iterable[str]) -> None:
+        """One worker per new delivery, of its Trigger only."""
+        for name in triggers:
+            self._dispatchers[name].wake(1)
+
+    def _settle_unknown(self) -> None:
+        """Deliveries of Triggers gone from the manifests since their events were stored: no worker
+        claims them, keep them visibly as ``dead``."""
+        gone = self._queue.settle_unknown(
+            list(self._dispatchers), now=time.time(), error="the trigger is no longer in the manifests"
+        )
+        for name, count in gone.items():
+            log.error("%d deliveries to trigger %s -> dead: it is no longer in the manifests", count, name)
+
+    def _work(self, dispatcher: _Dispatcher) -> None:
+        trigger = dispatcher.trigger
         session = requests.Session()
         try:
             while not self._stopping.is_set():
-                with self._wakeup:
-                    generation = self._generation
-                delivery = self._queue.claim(time.time())
+                with dispatcher.wakeup:
+                    generation = dispatcher.generation
+                delivery = self._queue.claim(time.time(), trigger.name, in_order=trigger.ordered)
                 if delivery is None:
-                    self._sleep(generation)
+                    self._sleep(dispatcher, generation)
                     continue
                 try:
-                    self._deliver(delivery, session)
+                    self._deliver(delivery, trigger, session)
                 except QueueClosed:
                     raise
                 except Exception as exc:
@@ -272,30 +328,22 @@ class LocalBroker:
             pass  # stopping: the row goes back to pending with the other in-flight ones
         except Exception:  # the database itself fails: the row stays in-flight until the next start
             log.exception("cannot reschedule delivery %d", delivery.id)
+        else:
+            self._dispatchers[delivery.trigger].wake()
 
-    def _sleep(self, generation: int) -> None:
-        due = self._queue.next_due()
+    def _sleep(self, dispatcher: _Dispatcher, generation: int) -> None:
+        trigger = dispatcher.trigger
+        due = self._queue.next_due(trigger.name, in_order=trigger.ordered)
         timeout = _MAX_IDLE_SECONDS if due is None else min(_MAX_IDLE_SECONDS, max(0.0, due - time.time()))
-        with self._wakeup:
-            if self._generation == generation and not self._stopping.is_set():
-                self._wakeup.wait(timeout)
+        with dispatcher.wakeup:
+            if dispatcher.generation == generation and not self._stopping.is_set():
+                dispatcher.wakeup.wait(timeout)
 
-    def _deliver(self, delivery: Delivery, session: requests.Session) -> None:
-        trigger = self.topology.triggers.get(delivery.trigger)
-        if trigger is None:
-            # The manifests changed since the event was stored: keep it, visibly.
-            self._queue.settle(
-                delivery,
-                state=State.DEAD,
-                now=time.time(),
-                error=f"trigger {delivery.trigger!r} is no longer in the manifests",
-            )
-            self._log(delivery, "dead", None, "trigger removed from the manifests", error=True)
-        elif delivery.target is Target.SUBSCRIBER:
+    def _deliver(self, delivery: Delivery, trigger: Trigger, session: requests.Session) -> None:
+        if delivery.target is Target.SUBSCRIBER:
             self._to_subscriber(delivery, trigger, session)
         else:
             self._to_dead_letter(delivery, trigger, session)
-        self._wake()
 
     def _to_subscriber(self, delivery: Delivery, trigger: Trigger, session: requests.Session) -> None:
         spec = self.topology.delivery_for(trigger)
@@ -308,6 +356,8 @@ class LocalBroker:
                 self._queue.settle(delivery, state=State.DELIVERED, now=now, status=response.status, reply=reply)
                 note = f"reply {reply.record['type']} -> {list(reply.triggers)}" if reply else ""
                 self._log(delivery, "delivered", response.status, note)
+                if reply is not None:
+                    self._wake(reply.triggers)
                 return
             response = _Response(502, problem, response.body)
         wait = plan.wait_after(delivery.attempts + 1) if is_retryable(response.status) else None
@@ -364,6 +414,9 @@ class LocalBroker:
             next_at=next_at,
             to_dead_letter=to_dead_letter,
         )
+        if next_at is not None:
+            # The idle workers of this Trigger may sleep past this retry: let them look again.
+            self._dispatchers[delivery.trigger].wake()
 
     def _send(
         self,

@@ -10,6 +10,11 @@ its Broker's, the Trigger's value winning for every field it sets. This is what 
 (our production broker class) does (eventing-kafka-broker ``MergeEgressConfig``); the MT
 channel-based broker instead takes the Trigger's spec wholesale when present. With the field-wise
 merge a Trigger can change ``timeout`` and still inherit the Broker's dead-letter sink.
+
+Concurrency of a Trigger (``Trigger.parallelism``/``ordered``) comes from the annotations the real
+brokers read: RabbitMQ's ``rabbitmq.eventing.knative.dev/parallelism: "N"`` (1 to 1000) wins;
+else Kafka's ``kafka.eventing.knative.dev/delivery.order: ordered`` means 1, strictly in order;
+else (``unordered`` or nothing) it is left to the local broker's default.
 """
 
 from __future__ import annotations
@@ -44,6 +49,10 @@ _HARMLESS_KUSTOMIZE_FIELDS = {
     "commonAnnotations",
 }
 _DELIVERY_FIELDS = {"retry", "backoffPolicy", "backoffDelay", "timeout", "deadLetterSink", "retryAfterMax", "format"}
+
+PARALLELISM_ANNOTATION = "rabbitmq.eventing.knative.dev/parallelism"
+DELIVERY_ORDER_ANNOTATION = "kafka.eventing.knative.dev/delivery.order"
+_MAX_PARALLELISM = 1000  # what the RabbitMQ broker's webhook accepts
 
 
 class ManifestError(ValueError):
@@ -136,6 +145,11 @@ class Trigger:
     filters: tuple[Mapping[str, Any], ...] = ()
     delivery: DeliverySpec | None = None  # the Trigger's own; see Topology.delivery_for
     annotations: Mapping[str, str] = field(default_factory=dict)
+    # Deliveries in parallel, from the annotations (module doc); None: the local broker's default.
+    parallelism: int | None = None
+    # Kafka's ordered delivery (parallelism 1): the next event only once the previous one is settled,
+    # its retries included, as the Kafka broker's ordered consumer waits on each record.
+    ordered: bool = False
 
 
 @dataclass(frozen=True)
@@ -357,6 +371,8 @@ def _trigger(body: Mapping[str, Any], name: str, namespace: str) -> Trigger:
     delivery = None
     if spec.get("delivery"):
         delivery = _delivery(spec["delivery"], "spec.delivery")
+    annotations = _annotations(body.get("metadata"))
+    parallelism, ordered = _concurrency(annotations, name)
     return Trigger(
         name=name,
         namespace=namespace,
@@ -365,8 +381,37 @@ def _trigger(body: Mapping[str, Any], name: str, namespace: str) -> Trigger:
         filter_attributes=attrs,
         filters=tuple(filters),
         delivery=delivery,
-        annotations=_annotations(body.get("metadata")),
+        annotations=annotations,
+        parallelism=parallelism,
+        ordered=ordered,
     )
+
+
+def _concurrency(annotations: Mapping[str, str], name: str) -> tuple[int | None, bool]:
+    """(parallelism, ordered) of a Trigger from its RabbitMQ and Kafka broker annotations (module doc)."""
+    order = annotations.get(DELIVERY_ORDER_ANNOTATION)
+    if order is not None and order not in ("ordered", "unordered"):
+        raise ValueError(
+            f"metadata.annotations[{DELIVERY_ORDER_ANNOTATION}]: must be 'ordered' or 'unordered', got {order!r}"
+        )
+    raw = annotations.get(PARALLELISM_ANNOTATION)
+    if raw is None:
+        return (1, True) if order == "ordered" else (None, False)
+    if not re.fullmatch(r"[0-9]+", raw.strip()) or not 1 <= int(raw) <= _MAX_PARALLELISM:
+        raise ValueError(
+            f"metadata.annotations[{PARALLELISM_ANNOTATION}]: must be an integer from 1 to {_MAX_PARALLELISM}"
+            f" (quoted), got {raw!r}"
+        )
+    parallelism = int(raw)
+    if order == "ordered" and parallelism > 1:
+        log.warning(
+            "trigger %s: %s %d wins over %s: ordered, its events are delivered unordered",
+            name,
+            PARALLELISM_ANNOTATION,
+            parallelism,
+            DELIVERY_ORDER_ANNOTATION,
+        )
+    return parallelism, order == "ordered" and parallelism == 1
 
 
 def _destination(raw: Any, where: str) -> Destination:

@@ -15,7 +15,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -27,6 +27,10 @@ from shared.bus.codec import Record
 # Keep enough of a failed response body for knativeerrordata (1024 base64 chars = 768 bytes)
 # and for debugging.
 MAX_STORED_BODY = 4096
+# The first pending delivery of a trigger in enqueue order (parameters: trigger, state): by id, not by
+# next attempt, since a retried delivery is due later than those after it. Reads all the trigger's
+# pending index entries; only ordered Triggers (one worker) use it.
+_FIRST_PENDING = "SELECT MIN(id) FROM deliveries WHERE trigger = ? AND state = ?"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -57,6 +61,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     updated_at      REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(state, next_attempt_at);
+-- Each Trigger's workers claim only its own due deliveries (and count them for stats()).
+CREATE INDEX IF NOT EXISTS deliveries_trigger_due ON deliveries(trigger, state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS events_id ON events(id);
 """
 
@@ -168,16 +174,35 @@ class EventQueue:
         with self._tx() as db:
             return self._insert(db, event, now, None)
 
-    def claim(self, now: float) -> Delivery | None:
-        """Mark the oldest due pending delivery in-flight and return it (None if nothing is due)."""
+    def claim(self, now: float, trigger: str | None = None, *, in_order: bool = False) -> Delivery | None:
+        """Mark a due pending delivery in-flight and return it (None if nothing is due).
+
+        The oldest due one (by next attempt), of ``trigger`` only when given. ``in_order`` (with a
+        trigger): the trigger's first pending delivery in enqueue order, or None while it waits for a
+        retry: it holds back the ones after it.
+        """
+        columns = (
+            "SELECT d.id, d.event_seq, d.trigger, e.broker, d.target, d.attempts, d.dls_attempts,"
+            " e.event, d.error_dest, d.error_code, d.error_body"
+            " FROM deliveries d JOIN events e ON e.seq = d.event_seq"
+        )
+        args: tuple[Any, ...]
+        if in_order:
+            if trigger is None:
+                raise ValueError("in-order claims are per trigger")
+            query = f"{columns} WHERE d.id = ({_FIRST_PENDING}) AND d.next_attempt_at <= ?"
+            args = (trigger, State.PENDING, now)
+        elif trigger is None:
+            query = f"{columns} WHERE d.state = ? AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at, d.id LIMIT 1"
+            args = (State.PENDING, now)
+        else:
+            query = (
+                f"{columns} WHERE d.trigger = ? AND d.state = ? AND d.next_attempt_at <= ?"
+                " ORDER BY d.next_attempt_at, d.id LIMIT 1"
+            )
+            args = (trigger, State.PENDING, now)
         with self._tx() as db:
-            row = db.execute(
-                "SELECT d.id, d.event_seq, d.trigger, e.broker, d.target, d.attempts, d.dls_attempts,"
-                " e.event, d.error_dest, d.error_code, d.error_body"
-                " FROM deliveries d JOIN events e ON e.seq = d.event_seq"
-                " WHERE d.state = ? AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at, d.id LIMIT 1",
-                (State.PENDING, now),
-            ).fetchone()
+            row = db.execute(query, args).fetchone()
             if row is None:
                 return None
             db.execute("UPDATE deliveries SET state = ?, updated_at = ? WHERE id = ?", (State.IN_FLIGHT, now, row[0]))
@@ -195,15 +220,39 @@ class EventQueue:
             error_body=bytes(row[10] or b""),
         )
 
-    def next_due(self) -> float | None:
-        """Earliest next_attempt_at of the pending deliveries (None when none is pending)."""
+    def next_due(self, trigger: str | None = None, *, in_order: bool = False) -> float | None:
+        """When the next claim (same arguments as ``claim``) can succeed; None when nothing is pending."""
+        if in_order and trigger is None:
+            raise ValueError("in-order claims are per trigger")
+        args: tuple[Any, ...] = (State.PENDING,) if trigger is None else (trigger, State.PENDING)
+        if in_order:
+            query = f"SELECT next_attempt_at FROM deliveries WHERE id = ({_FIRST_PENDING})"
+        elif trigger is None:
+            query = "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = ?"
+        else:
+            query = "SELECT MIN(next_attempt_at) FROM deliveries WHERE trigger = ? AND state = ?"
         with self._lock:
             if self._closed:
                 raise QueueClosed("event queue is closed")
-            row = self._db.execute(
-                "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = ?", (State.PENDING,)
-            ).fetchone()
-        return None if row[0] is None else float(row[0])
+            row = self._db.execute(query, args).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    def settle_unknown(self, known: Collection[str], *, now: float, error: str) -> dict[str, int]:
+        """Mark ``dead`` the pending deliveries of Triggers not in ``known``; their counts per trigger.
+
+        No worker claims them: Triggers removed from the manifests since their events were stored.
+        """
+        unknown = f"state = ? AND trigger NOT IN ({', '.join('?' * len(known))})"
+        with self._tx() as db:
+            where = (State.PENDING, *known)
+            counts = db.execute(
+                f"SELECT trigger, COUNT(*) FROM deliveries WHERE {unknown} GROUP BY trigger", where
+            ).fetchall()
+            db.execute(
+                f"UPDATE deliveries SET state = ?, last_error = ?, updated_at = ? WHERE {unknown}",
+                (State.DEAD, error, now, *where),
+            )
+        return {str(name): int(count) for name, count in counts}
 
     def settle(
         self,
@@ -247,13 +296,20 @@ class EventQueue:
             return self._insert(db, reply, now, delivery.id) if reply is not None else None
 
     # -- monitoring -------------------------------------------------------------------------------
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, Any]:
+        """Stored events, deliveries per state, and ``per_trigger``: {trigger: {state: count}}."""
         with self._lock:
             if self._closed:
                 raise QueueClosed("event queue is closed")
-            counts = dict(self._db.execute("SELECT state, COUNT(*) FROM deliveries GROUP BY state").fetchall())
+            rows = self._db.execute(
+                "SELECT trigger, state, COUNT(*) FROM deliveries GROUP BY trigger, state"
+            ).fetchall()
             events = self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
-        return {"events": int(events), **{state.value: int(counts.get(state.value, 0)) for state in State}}
+        per_trigger: dict[str, dict[str, int]] = {}
+        for trigger, state, count in rows:
+            per_trigger.setdefault(trigger, {s.value: 0 for s in State})[state] = int(count)
+        totals = {state.value: sum(counts[state.value] for counts in per_trigger.values()) for state in State}
+        return {"events": int(events), **totals, "per_trigger": per_trigger}
 
     def deliveries(self, event_id: str | None = None) -> list[dict[str, Any]]:
         """Delivery rows (oldest first), optionally only those of one CloudEvent id."""

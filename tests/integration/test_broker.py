@@ -133,14 +133,19 @@ def manifests(directory: Path, triggers: str, broker_delivery: str = "") -> Path
     return directory
 
 
-def trigger(name: str, event_type: str, service: str, delivery: str = "") -> str:
+def trigger(
+    name: str, event_type: str, service: str, delivery: str = "", annotations: dict[str, str] | None = None
+) -> str:
+    meta = ""
+    if annotations:
+        meta = "  annotations:\n" + "".join(f"    {key}: {json.dumps(value)}\n" for key, value in annotations.items())
     text = f"""\
 ---
 apiVersion: eventing.knative.dev/v1
 kind: Trigger
 metadata:
   name: {name}
-spec:
+{meta}spec:
   broker: default
   filter:
     attributes:
@@ -152,6 +157,9 @@ spec:
         text += "  delivery:\n" + textwrap.indent(textwrap.dedent(delivery), "    ")
     return text
 
+
+PARALLELISM = "rabbitmq.eventing.knative.dev/parallelism"
+ORDER = "kafka.eventing.knative.dev/delivery.order"
 
 DLS_DELIVERY = """\
 retry: {retry}
@@ -174,6 +182,31 @@ def final(broker: LocalBroker, count: int = 1) -> Callable[[], bool]:
         return stats["pending"] + stats["in-flight"] == 0 and stats["events"] >= count
 
     return done
+
+
+class Gauge:
+    """A subscriber's answer that measures concurrency: ``peak`` requests were in flight at once.
+
+    Each request takes ``seconds``; until ``hold`` requests were in flight together, requests also
+    wait for each other (so a broker able to send ``hold`` at once does, whatever the scheduling).
+    """
+
+    def __init__(self, seconds: float = 0.0, hold: int = 0) -> None:
+        self.seconds = seconds
+        self.hold = hold
+        self.in_flight = self.peak = 0
+        self._changed = threading.Condition()
+
+    def __call__(self, _: Received) -> tuple[int, dict[str, str], bytes]:
+        with self._changed:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+            self._changed.notify_all()
+            self._changed.wait_for(lambda: self.peak >= self.hold, DEADLINE)
+        time.sleep(self.seconds)
+        with self._changed:
+            self.in_flight -= 1
+        return 202, {}, b""
 
 
 def event(event_type: str, **extensions: Any) -> CloudEvent:
@@ -504,6 +537,83 @@ def test_delivery_of_a_removed_trigger_is_kept_as_dead(tmp_path: Path, recorder:
         assert recorder.requests == []
     finally:
         broker.stop()
+
+
+# -- per-Trigger queues and concurrency -------------------------------------------------------------
+def test_a_flood_on_one_trigger_does_not_delay_another(tmp_path: Path) -> None:
+    subscriber = Recorder({"/slow": Gauge(seconds=0.05)})
+    directory = manifests(tmp_path / "m", trigger("flooded", "a", "slow") + trigger("other", "b", "fast"))
+    broker = LocalBroker(load_topology(directory), tmp_path / "q.db", resolver(subscriber.url), workers=2)
+    try:
+        # All queued before the workers start: a single oldest-first queue would send B's after A's 200.
+        for i in range(200):
+            broker.publish(event("a", id=f"a-{i}"))
+        for i in range(5):
+            broker.publish(event("b", id=f"b-{i}"))
+        broker.start()
+        wait_until(lambda: broker.stats()["per_trigger"]["other"]["delivered"] == 5, "B's deliveries")
+        paths = [r.path for r in subscriber.requests]
+        last_b = max(i for i, path in enumerate(paths) if path == "/fast")
+        assert paths[:last_b].count("/slow") < 100, "B waited behind half of A's queue"
+        stats = broker.stats()
+        assert stats["per_trigger"]["flooded"]["delivered"] < 100
+        assert stats["per_trigger"]["other"] == {
+            "pending": 0,
+            "in-flight": 0,
+            "delivered": 5,
+            "dead-lettered": 0,
+            "dead": 0,
+        }
+        assert stats["pending"] + stats["in-flight"] + stats["delivered"] == 205
+    finally:
+        broker.stop()
+        subscriber.close()
+
+
+def test_an_ordered_trigger_delivers_one_at_a_time_in_order(tmp_path: Path) -> None:
+    gauge = Gauge(seconds=0.005)
+    failed: list[str] = []
+
+    def once_busy(received: Received) -> tuple[int, dict[str, str], bytes]:
+        answer = gauge(received)
+        if received.headers["ce-id"] == "e-3" and not failed:
+            failed.append("e-3")
+            return 503, {}, b""
+        return answer
+
+    subscriber = Recorder({"/ingest": once_busy})
+    retry = "retry: 3\nbackoffPolicy: linear\nbackoffDelay: PT0.05S\n"
+    directory = manifests(tmp_path / "m", trigger("ingest", "created", "ingest", retry, {ORDER: "ordered"}))
+    broker = start_broker(directory, tmp_path / "q.db", resolver(subscriber.url))  # default: 2 workers
+    try:
+        for i in range(30):
+            broker.publish(event("created", id=f"e-{i}"))
+        wait_until(lambda: broker.stats()["delivered"] == 30, "every delivery")
+        assert gauge.peak == 1
+        ids = [r.headers["ce-id"] for r in subscriber.requests]
+        # The event that failed once holds back the next ones until its retry succeeded.
+        assert ids == ["e-0", "e-1", "e-2", "e-3", "e-3", *(f"e-{i}" for i in range(4, 30))]
+    finally:
+        broker.stop()
+        subscriber.close()
+
+
+@pytest.mark.parametrize(("annotations", "parallelism"), [({PARALLELISM: "3"}, 3), ({}, 2), ({PARALLELISM: "1"}, 1)])
+def test_parallelism_bounds_the_requests_in_flight(
+    tmp_path: Path, annotations: dict[str, str], parallelism: int
+) -> None:
+    gauge = Gauge(seconds=0.005, hold=parallelism)
+    subscriber = Recorder({"/ingest": gauge})
+    directory = manifests(tmp_path / "m", trigger("ingest", "created", "ingest", annotations=annotations))
+    broker = start_broker(directory, tmp_path / "q.db", resolver(subscriber.url))  # default: 2 workers
+    try:
+        for i in range(30):
+            broker.publish(event("created", id=f"e-{i}"))
+        wait_until(lambda: broker.stats()["delivered"] == 30, "every delivery")
+        assert gauge.peak == parallelism
+    finally:
+        broker.stop()
+        subscriber.close()
 
 
 # -- ingress ----------------------------------------------------------------------------------------

@@ -84,6 +84,13 @@ def test_repository_manifests_load() -> None:
     assert catalog.subscriber.uri == "/events"
     assert topology.delivery_for(catalog).timeout == 60.0
 
+    concurrency = {name: (t.parallelism, t.ordered) for name, t in topology.triggers.items()}
+    assert concurrency == {
+        "ingest-inbox-objects": (4, False),
+        "catalog-ingested-products": (2, False),
+        "prepare-cataloged-products": (2, False),
+    }
+
 
 def test_repository_services_expose_env_and_annotations() -> None:
     ingest = load_topology(KNATIVE_DIR).services["ingest"]
@@ -152,6 +159,59 @@ def test_no_delivery_anywhere_means_no_retry_and_no_dead_letter_sink(tmp_path: P
     effective = topology.delivery_for(topology.triggers["my-trigger"])
     assert effective == DeliverySpec()
     assert RetryPlan.from_spec(effective).total_attempts == 1
+
+
+# -- concurrency annotations ------------------------------------------------------------------------
+PARALLELISM = "rabbitmq.eventing.knative.dev/parallelism"
+ORDER = "kafka.eventing.knative.dev/delivery.order"
+
+
+def annotated(tmp_path: Path, annotations: dict[str, str]) -> Path:
+    """The test manifests with ``annotations`` on the Trigger."""
+    lines = "".join(f"    {key}: {value!r}\n" for key, value in annotations.items())
+    text = trigger_yaml("").replace("  name: my-trigger\n", f"  name: my-trigger\n  annotations:\n{lines}")
+    return write(tmp_path, {"kustomization.yaml": KUSTOMIZATION, "broker.yaml": BROKER, "trigger.yaml": text})
+
+
+@pytest.mark.parametrize(
+    ("annotations", "parallelism", "ordered"),
+    [
+        ({}, None, False),  # the local broker's default
+        ({ORDER: "unordered"}, None, False),
+        ({ORDER: "ordered"}, 1, True),
+        ({PARALLELISM: "3"}, 3, False),
+        ({PARALLELISM: "1"}, 1, False),  # one at a time, but a retrying event does not hold back the next
+        ({PARALLELISM: "1", ORDER: "ordered"}, 1, True),
+        ({PARALLELISM: "3", ORDER: "ordered"}, 3, False),  # the parallelism wins
+        ({PARALLELISM: "1000", ORDER: "unordered"}, 1000, False),
+    ],
+)
+def test_trigger_concurrency_from_annotations(
+    tmp_path: Path, annotations: dict[str, str], parallelism: int | None, ordered: bool
+) -> None:
+    trigger = load_topology(annotated(tmp_path, annotations)).triggers["my-trigger"]
+    assert (trigger.parallelism, trigger.ordered) == (parallelism, ordered)
+
+
+@pytest.mark.parametrize(
+    ("annotations", "message"),
+    [
+        ({PARALLELISM: "0"}, r"parallelism\]: must be an integer from 1 to 1000 \(quoted\), got '0'"),
+        ({PARALLELISM: "1001"}, r"parallelism\]: must be an integer from 1 to 1000"),
+        ({PARALLELISM: "-1"}, r"parallelism\]: must be an integer"),
+        ({PARALLELISM: "two"}, r"parallelism\]: must be an integer"),
+        ({PARALLELISM: ""}, r"parallelism\]: must be an integer"),
+        ({ORDER: "Ordered"}, r"delivery\.order\]: must be 'ordered' or 'unordered', got 'Ordered'"),
+        ({ORDER: "fifo", PARALLELISM: "1"}, r"delivery\.order\]: must be"),
+    ],
+)
+def test_bad_concurrency_annotations_name_the_trigger(
+    tmp_path: Path, annotations: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ManifestError, match=message) as info:
+        load_topology(annotated(tmp_path, annotations))
+    assert "Trigger 'my-trigger'" in str(info.value)
+    assert isinstance(info.value, ValueError)
 
 
 # -- kustomize --------------------------------------------------------------------------------------
