@@ -23,7 +23,9 @@ class Settings(BaseSettings):
     incomplete_timeout_s: float = Field(3600.0, description="A product still incomplete this long is quarantined")
     scan_grace_s: float = Field(30.0, description="The inbox scan leaves objects younger than this to notifications")
     # Ingestion.
-    ingest_lease_s: float = Field(30.0, gt=0, description="A claim on a product not renewed this long expires")
+    ingest_lease_s: float = Field(
+        10.0, gt=0, description="A claim on a product not renewed this long expires (keep it below the retry window)"
+    )
     ingest_parallel_requests: int = Field(8, ge=1, le=16, description="Object-store requests in flight per process")
     trust_etag_md5: bool = Field(
         True, description="A single-part ETag is the MD5 of the bytes (false for stores encrypting with SSE-KMS/C)"

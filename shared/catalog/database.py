@@ -4,13 +4,17 @@ the PostgreSQL driver imported only when used. Times are stored as the catalog s
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 class CatalogDatabase:
@@ -36,6 +40,11 @@ class CatalogDatabase:
                     Path(self._path).parent.mkdir(parents=True, exist_ok=True)
                 db = sqlite3.connect(self._path, timeout=30, isolation_level=None, check_same_thread=False)
                 db.execute("PRAGMA busy_timeout = 30000")
+                if self._path != ":memory:":
+                    # Many small writes from several processes (the inbox ledger): WAL lets readers go on
+                    # beside a writer, and commits wait for no fsync but at checkpoints.
+                    enable_wal(db, 30.0)
+                    db.execute("PRAGMA synchronous = NORMAL")
             else:
                 import psycopg  # only processes on PostgreSQL pay for the driver
 
@@ -67,3 +76,20 @@ class CatalogDatabase:
         if isinstance(stored, datetime):
             return stored.astimezone(UTC)
         return datetime.fromisoformat(str(stored)).astimezone(UTC)
+
+
+def enable_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
+    # Switching a new file to WAL needs an exclusive lock and SQLite answers SQLITE_BUSY at once,
+    # without its busy handler, when another process is switching too: retry until the timeout.
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+            continue
+        if mode.lower() != "wal":  # e.g. a file system without shared memory: works, less concurrently
+            log.warning("SQLite database could not use WAL mode, journal_mode is %s", mode)
+        return

@@ -15,7 +15,6 @@ import json
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from shared.catalog.database import enable_wal
 from shared.catalog.filters import (
     Filter,
     Selection,
@@ -258,23 +258,6 @@ def _split_statements(script: str) -> Iterator[str]:
             statement = ""
     if statement.strip():
         raise ValueError(f"incomplete SQL statement at the end of a migration: {statement.strip()[:80]!r}")
-
-
-def _enable_wal(conn: sqlite3.Connection) -> None:
-    # Switching a new file to WAL needs an exclusive lock and SQLite answers SQLITE_BUSY at once,
-    # without its busy handler, when another process is switching too: retry until the timeout.
-    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
-    while True:
-        try:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
-            continue
-        if mode.lower() != "wal":  # e.g. a file system without shared memory: works, less concurrently
-            log.warning("SQLite catalog could not use WAL mode, journal_mode is %s", mode)
-        return
 
 
 @contextmanager
@@ -618,7 +601,7 @@ class SqliteCatalog:
         try:
             conn.row_factory = sqlite3.Row
             if self._path != MEMORY:
-                _enable_wal(conn)
+                enable_wal(conn, BUSY_TIMEOUT_SECONDS)
                 conn.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; safe with WAL
                 conn.execute("PRAGMA wal_autocheckpoint = 0")  # the store's _Checkpointer does them
                 conn.execute(f"PRAGMA journal_size_limit = {CHECKPOINT_BYTES}")

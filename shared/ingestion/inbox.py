@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -40,7 +41,7 @@ from shared.ingestion.quarantine import quarantine
 from shared.products import ManifestError, ProductName, UnknownProduct, bucket_for, recognise, root_of, verify_product
 from shared.products.integrity import ZipArchive, digest_mismatches
 from shared.products.manifest import DataObject, Inventory, read_manifest
-from shared.runtime import Reject
+from shared.runtime import Reject, RetryLater
 from shared.settings import Settings
 from shared.storage.objects import ObjectStore, StoredObject, metered
 
@@ -161,7 +162,9 @@ class Inbox:
         self.ledger.arrived(root, product.name, event.key[len(root) + 1 :], event.size)
         record = self.ledger.product(root)
         assert record is not None
-        if record.held_by_other(arrival.trigger_id, time.time()):
+        if record.held(time.time()):
+            if record.owner_event == arrival.trigger_id:  # the claiming delivery died, or this is its duplicate
+                raise RetryLater(f"{product.name} is being moved by an earlier delivery of this event")
             return None  # another delivery is moving it
         is_manifest = event.key == f"{root}/{product.manifest_name}"
         if is_manifest and (record.listed is None or (event.etag and event.etag != record.manifest_etag)):
@@ -190,6 +193,10 @@ class Inbox:
 
     def _move(self, product: ProductName, root: str, arrival: Arrival, claim: Claim) -> EventData | None:
         """Verify the claimed product in the store and move it (or quarantine it); settle the claim."""
+        with _Renewing(self.ledger, claim):
+            return self._move_claimed(product, root, arrival, claim)
+
+    def _move_claimed(self, product: ProductName, root: str, arrival: Arrival, claim: Claim) -> EventData | None:
         inbox, manifest_key = self.settings.inbox_bucket, f"{root}/{product.manifest_name}"
         waiting = {o.key: o for o in self.store.iter(inbox, root + "/")}
         if manifest_key not in waiting:
@@ -223,7 +230,7 @@ class Inbox:
             return rejection
 
         members = [obj for key, obj in waiting.items() if key != manifest_key]
-        self._in_parallel(lambda obj: self._move_member(obj, target), members, claim)
+        self._in_parallel(lambda obj: self._move_member(obj, target), members)
         if not self.ledger.renew(claim):  # fenced: another delivery took the product over
             log.warning("%s: claim lost during the move; the delivery that holds it finishes", product.name)
             return None
@@ -267,7 +274,7 @@ class Inbox:
             and found.size != item.size
         ]
         to_verify = [(waiting[key], item) for key, item in listed.items() if key in waiting and item.digests]
-        wrong += [problem for problem in self._in_parallel(self._digest_problem, to_verify, claim) if problem]
+        wrong += [problem for problem in self._in_parallel(self._digest_problem, to_verify) if problem]
         if wrong:
             detail = "members differ from the manifest: " + _few(wrong)
             return self._quarantine(product.name, root, objects, RejectionReason.CHECKSUM_MISMATCH, detail, claim)
@@ -307,22 +314,15 @@ class Inbox:
         self.ledger.settle(claim, ProductState.INGESTED, reply.model_dump(mode="json"))
         return reply
 
-    def _in_parallel(self, work: Callable[[T], R], items: Iterable[T], claim: Claim) -> list[R]:
-        """Run ``work`` over ``items`` on the request pool, renewing the claim while it runs."""
-        renewed = time.monotonic()
-        results = []
+    def _in_parallel(self, work: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        """Run ``work`` over ``items`` on the request pool (each in a copy of this context: its meter)."""
         futures = [_pool(self.settings.ingest_parallel_requests).submit(copy_context().run, work, i) for i in items]
         try:
-            for future in as_completed(futures):
-                results.append(future.result())
-                if time.monotonic() - renewed > self.ledger.lease_s / 3:
-                    self.ledger.renew(claim)
-                    renewed = time.monotonic()
+            return [future.result() for future in as_completed(futures)]
         except BaseException:
             for future in futures:
                 future.cancel()
             raise
-        return results
 
     # -- shared steps ----------------------------------------------------------------------------
 
@@ -410,6 +410,27 @@ def _outcome_event(record: InboxProduct) -> EventData:
 def _few(items: list[str], limit: int = 20) -> str:
     shown = ", ".join(items[:limit])
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+class _Renewing:
+    """Renews a claim's lease on a timer while the claimed work runs, however long one request takes."""
+
+    def __init__(self, ledger: InboxLedger, claim: Claim) -> None:
+        self._ledger, self._claim = ledger, claim
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ingest-lease", daemon=True)
+
+    def _run(self) -> None:
+        while not self._done.wait(self._ledger.lease_s / 3):
+            if not self._ledger.renew(self._claim):
+                return  # lost: the move is fenced before it finishes
+
+    def __enter__(self) -> None:
+        self._thread.start()
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        self._thread.join()
 
 
 @cache

@@ -4,10 +4,10 @@ Every object notification records its object here (a row, no object-store reques
 notification records what the manifest lists. A product is complete when every listed object has arrived
 with its listed size: one indexed count, however many notifications the product makes and in whatever
 order. The delivery that finds it complete claims it (a lease with an owner) and is the only one that moves
-it; the others answer at once. A lease that is not renewed expires, so a worker that died does not block
-the product: a redelivery of the same event takes over at once (the broker redelivers only after the
-attempt failed), any other after the lease expired. The owner's token fences a worker that lost its lease:
-it cannot finish the product.
+it; the others answer at once. The owner renews its lease while it works; a lease that is not renewed
+expires, so a worker that died does not block the product: the next delivery after that takes it over (a
+redelivery of the claiming event itself is asked to come back later until then: it may be a duplicate of a
+delivery still at work). The owner's token fences a worker that lost its lease: it cannot finish the product.
 
 Kept in the catalog database (SQLite or PostgreSQL) beside the processed-events record. Member rows are
 dropped once the product is ingested or quarantined; the product row stays, with its outcome.
@@ -77,10 +77,10 @@ class InboxProduct:
     def settled(self) -> bool:
         return self.state in (ProductState.INGESTED, ProductState.QUARANTINED)
 
-    def held_by_other(self, event_id: str, now: float) -> bool:
-        """Another delivery holds a live claim on it."""
+    def held(self, now: float) -> bool:
+        """A delivery holds a live claim on it."""
         live = self.lease_until is not None and self.lease_until >= now
-        return self.state is ProductState.INGESTING and live and self.owner_event != event_id
+        return self.state is ProductState.INGESTING and live
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ _COLUMNS = "root, name, state, manifest_etag, listed, first_arrival, last_arriva
 
 
 class InboxLedger:
-    def __init__(self, database: CatalogDatabase, lease_s: float = 30.0) -> None:
+    def __init__(self, database: CatalogDatabase, lease_s: float = 10.0) -> None:
         self.database = database
         self.lease_s = lease_s
         real = "REAL" if database.is_sqlite else "double precision"
@@ -204,9 +204,9 @@ class InboxLedger:
         token = secrets.token_hex(8)
         cursor = self._run(
             "UPDATE inbox_products SET state = {p}, owner_event = {p}, owner_token = {p}, lease_until = {p}"
-            " WHERE root = {p} AND (state = {p} OR (state = {p} AND (lease_until < {p} OR owner_event = {p})))",
+            " WHERE root = {p} AND (state = {p} OR (state = {p} AND lease_until < {p}))",
             ProductState.INGESTING, event_id, token, now + self.lease_s,
-            root, ProductState.ARRIVING, ProductState.INGESTING, now, event_id,
+            root, ProductState.ARRIVING, ProductState.INGESTING, now,
         )  # fmt: skip
         return Claim(root, event_id, token) if cursor.rowcount == 1 else None
 

@@ -32,12 +32,15 @@ class RequestMeter:
 
     requests: int = 0
     bytes_read: int = 0
+    parent: RequestMeter | None = field(default=None, repr=False)  # a meter around this one counts too
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, requests: int = 0, bytes_read: int = 0) -> None:
         with self._lock:
             self.requests += requests
             self.bytes_read += bytes_read
+        if self.parent is not None:
+            self.parent.add(requests, bytes_read)
 
 
 _meter: ContextVar[RequestMeter | None] = ContextVar("object_store_meter", default=None)
@@ -46,7 +49,7 @@ _meter: ContextVar[RequestMeter | None] = ContextVar("object_store_meter", defau
 @contextmanager
 def metered() -> Iterator[RequestMeter]:
     """Count the requests of every ObjectStore used in this context (threads run with a copy of it too)."""
-    meter = RequestMeter()
+    meter = RequestMeter(parent=_meter.get())
     token = _meter.set(meter)
     try:
         yield meter
