@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from events import ProductCataloged, ProductIngested, ProductRejected, RejectionReason
 from shared.catalog.model import CatalogEntry
 from shared.catalog.store import CatalogStore, CatalogUnavailable
-from shared.products import ManifestError, extract_metadata, metadata_from_name, recognise
 from shared.ingestion.quarantine import quarantine
+from shared.products import ManifestError, extract_metadata, metadata_from_name, recognise
 from shared.runtime import RetryLater
 from shared.settings import Settings
 from shared.storage.objects import ObjectStore

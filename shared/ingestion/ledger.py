@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS inbox_products (
     lease_until {real},
     outcome TEXT
 );
+CREATE INDEX IF NOT EXISTS inbox_products_name ON inbox_products (name);
 CREATE TABLE IF NOT EXISTS inbox_members (
     root TEXT NOT NULL,
     path TEXT NOT NULL,
@@ -129,6 +130,13 @@ class InboxLedger:
             " ON CONFLICT (root) DO UPDATE SET last_arrival = excluded.last_arrival",
             root, name, ProductState.ARRIVING, now, now,
         )  # fmt: skip
+
+    def find(self, name: str) -> InboxProduct | None:
+        """The product of that name that arrived last (under whatever key prefix)."""
+        row = self._run(
+            "SELECT root FROM inbox_products WHERE name = {p} ORDER BY last_arrival DESC LIMIT 1", name
+        ).fetchone()
+        return None if row is None else self.product(row[0])
 
     def arrived(self, root: str, name: str, path: str, size: int, now: float | None = None) -> None:
         """An object of the product at ``root`` is in the inbox (``path`` relative to the root)."""
