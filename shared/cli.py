@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 DEFAULT_DATA_DIR = Path(".refsys")
 
@@ -24,9 +26,43 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def add_data_dir(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="data directory of the platform (default .refsys)"
-    )
+    """Give ``parser`` the ``--data-dir`` option (the domains' ``register()`` call it for their commands).
+
+    Every command parser of ``refsys`` already has it (:class:`_CommandParser`): then this does nothing.
+    """
+    if not isinstance(parser, _CommandParser):
+        parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help=_DATA_DIR_HELP)
+
+
+_DATA_DIR_HELP = f"data directory of the platform (default {DEFAULT_DATA_DIR})"
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A (sub-)command's parser: accepts ``--data-dir`` wherever it stands after the command's name.
+
+    Each level parses its own arguments, so the option must be known at every level. Not given here,
+    it is absent (SUPPRESS) and leaves what an outer level gave, or the top's default, in place: the
+    last one given wins and the default applies once. Subparsers of a ``_CommandParser`` are too.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, help=_DATA_DIR_HELP)
+        self._intermixing = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        # A command's own words are parsed intermixed: argparse alone ends a list of positionals at the
+        # first option (`upload a --data-dir D b` would leave `b` unrecognized). Not possible for a
+        # parser with subcommands, where the words after the subcommand's name are the subparser's.
+        if self._intermixing or self._subparsers is not None:
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True  # parse_known_intermixed_args calls back here, twice
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,9 +73,10 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="refsys", description="Copernicus Reference System on CloudEvents functions")
     parser.add_argument("--log-level", default="WARNING", help="log level of this command (default WARNING)")
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help=_DATA_DIR_HELP)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=_CommandParser)
 
-    up = commands.add_parser("up", help="start the embedded platform on loopback until Ctrl-C")
+    up = commands.add_parser("up", help="start the embedded platform on loopback until Ctrl-C (or SIGTERM)")
     up.add_argument("--s3-port", type=int, help="S3 port (default: a free one)")
     up.add_argument("--broker-port", type=int, default=0, help="broker ingress port (default: a free one)")
     up.set_defaults(command=_up)
@@ -50,21 +87,32 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(command=_demo)
 
     deadletter = commands.add_parser("deadletter", help="list dead-lettered events, or restart them")
-    deadletter.add_argument("action", choices=("list", "restart"))
-    deadletter.add_argument("ids", nargs="*", help="event ids to restart (restart: all when none given)")
-    deadletter.set_defaults(command=_deadletter)
+    actions = deadletter.add_subparsers(required=True, metavar="ACTION", dest="action")
+    actions.add_parser("list", help="list the dead letters (JSON lines)").set_defaults(command=_deadletter)
+    restart = actions.add_parser("restart", help="publish dead letters again, and remove them")
+    restart.add_argument("ids", nargs="*", metavar="ID", help="event ids to restart (all when none given)")
+    restart.set_defaults(command=_deadletter)
 
-    for parser_ in (up, demo, deadletter):
-        add_data_dir(parser_)
     for domain in (products, ingestion, processing, jobs):
         domain.register(commands, add_data_dir)
     return parser
 
 
 def _up(args: argparse.Namespace) -> int:
-    from shared.platform.embedded import EmbeddedPlatform, wait_until_interrupted
+    from shared.platform.embedded import (
+        EmbeddedPlatform,
+        PlatformAlreadyRunning,
+        interrupt_on_sigterm,
+        wait_until_interrupted,
+    )
 
+    interrupt_on_sigterm()  # a SIGTERM while starting stops what was started, as Ctrl-C does
     platform = EmbeddedPlatform(args.data_dir, s3_port=args.s3_port, broker_port=args.broker_port)
+    try:
+        platform.lock()  # before any output: a refusal is one line
+    except PlatformAlreadyRunning as exc:
+        print(f"refsys: {exc}", file=sys.stderr)
+        return 1
     print("starting SeaweedFS, the broker and the functions...", file=sys.stderr)
     try:
         endpoints = platform.start()
@@ -73,14 +121,21 @@ def _up(args: argparse.Namespace) -> int:
         wait_until_interrupted()
     finally:
         print("stopping...", file=sys.stderr)
+        started = time.monotonic()
         platform.stop()
+        print(f"refsys: platform stopped ({time.monotonic() - started:.1f} s)", file=sys.stderr)
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
     from shared.platform.demo import run_demo
+    from shared.platform.embedded import PlatformAlreadyRunning
 
-    return run_demo(args.data_dir, exit_when_done=args.exit, timeout=args.timeout)
+    try:
+        return run_demo(args.data_dir, exit_when_done=args.exit, timeout=args.timeout)
+    except PlatformAlreadyRunning as exc:
+        print(f"refsys: {exc}", file=sys.stderr)
+        return 1
 
 
 def _deadletter(args: argparse.Namespace) -> int:

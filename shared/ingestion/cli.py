@@ -20,11 +20,15 @@ def register(commands: argparse._SubParsersAction, add_data_dir: Callable[[argpa
     status.add_argument("name")
     status.set_defaults(command=_status)
     quarantine = commands.add_parser("quarantine", help="list quarantined deliveries, or release one to ingestion")
-    quarantine.add_argument("action", choices=("list", "release"))
-    quarantine.add_argument("name", nargs="?", help="release: the product (or object) name")
-    quarantine.set_defaults(command=_quarantine)
-    for parser in (upload, status, quarantine):
+    # Real subcommands, not an `action` positional: `release --data-dir D NAME` parses.
+    actions = quarantine.add_subparsers(required=True, metavar="ACTION", dest="action")
+    listing = actions.add_parser("list", help="list the quarantined deliveries (JSON lines)")
+    release = actions.add_parser("release", help="put a fixed delivery back through ingestion")
+    release.add_argument("name", help="the product (or object) name")
+    for parser in (upload, status, quarantine, listing, release):
         add_data_dir(parser)
+    for parser in (listing, release):
+        parser.set_defaults(command=_quarantine)
 
 
 def _platform(args: argparse.Namespace) -> RunningPlatform | None:
@@ -98,9 +102,6 @@ def _quarantine(args: argparse.Namespace) -> int:
         for entry in quarantine.list():
             print(json.dumps({"name": entry.name, "reason": entry.reason, "detail": entry.detail, "time": entry.time}))
         return 0
-    if not args.name:
-        print("refsys: quarantine release needs the NAME to release", file=sys.stderr)
-        return 2
     try:
         entry = quarantine.release(args.name)
     except LookupError as exc:

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from shared.ingestion.upload import product_files, upload_product
-from shared.platform.embedded import EmbeddedPlatform, wait_until_interrupted
+from shared.platform.embedded import EmbeddedPlatform, interrupt_on_sigterm, wait_until_interrupted
 from shared.products import write_product
 
 # One product of each kind the factory makes, across satellite units.
@@ -30,6 +30,8 @@ DEMO_PRODUCTS: tuple[tuple[str, str], ...] = (
 def run_demo(data_dir: Path, *, exit_when_done: bool, timeout: float = 120.0, console: Console | None = None) -> int:
     console = console or Console()
     platform = EmbeddedPlatform(data_dir)
+    platform.lock()  # raises PlatformAlreadyRunning before anything is shown or touched
+    interrupt_on_sigterm()  # a SIGTERM while starting stops what was started, as Ctrl-C does
     with console.status("starting SeaweedFS, the broker and the functions..."):
         endpoints = platform.start()
     try:

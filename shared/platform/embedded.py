@@ -3,6 +3,7 @@ functions-framework server and the SQLite catalog, on loopback, wired by the man
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from shared.bus.broker import LocalBroker
 from shared.bus.manifests import Destination, Topology, load_topology
 from shared.platform.ping import PingTimer
 from shared.platform.ports import free_port
+from shared.platform.processes import die_with_parent, terminate_groups
 from shared.platform.seaweed import SeaweedFS
 from shared.settings import Settings
 from shared.storage.objects import ObjectStore
@@ -32,11 +34,25 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 KNATIVE_DIR = REPO_ROOT / "knative"
 ENDPOINTS_FILE = "endpoints.json"
 CREDENTIALS_FILE = "s3-credentials.json"
+LOCK_FILE = "platform.lock"  # flock'ed by the running platform; holds its pid
+# Stop budget (SIGINT/SIGTERM to exit in well under 10 s): deliveries still running after the broker's
+# wait go back to pending; functions get a graceful SIGTERM first; SeaweedFS's own graceful stop takes
+# ~15 s, but acknowledged writes survive its SIGKILL.
+BROKER_STOP_TIMEOUT = 2.0
+FUNCTIONS_STOP_TIMEOUT = 3.0
+STORAGE_STOP_TIMEOUT = 3.0
 NOTIFY_SERVICE = "notify"  # the Service that receives the object store's webhook
 QUERY_SERVICES = {
     "catalog": "/products",
     "odata": "/odata/v1",
 }  # HTTP APIs listed in endpoints.json, with their query path
+
+
+class PlatformAlreadyRunning(RuntimeError):
+    def __init__(self, data_dir: Path, pid: int | None) -> None:
+        holder = f" (pid {pid})" if pid else ""
+        super().__init__(f"a platform is already running with data directory {data_dir}{holder}")
+        self.pid = pid
 
 
 @dataclass
@@ -66,6 +82,7 @@ class EmbeddedPlatform:
     functions: dict[str, FunctionServer] = field(init=False, default_factory=dict)
     settings: Settings = field(init=False)
     pings: PingTimer = field(init=False)
+    _lock: int | None = field(init=False, default=None)  # fd of the flock'ed LOCK_FILE while this one owns DIR
 
     def __post_init__(self) -> None:
         self.data_dir = self.data_dir.resolve()
@@ -73,23 +90,57 @@ class EmbeddedPlatform:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def start(self, timeout: float = 90.0) -> dict[str, object]:
+    def lock(self) -> None:
+        """Claim the data directory for this platform, or raise :class:`PlatformAlreadyRunning`
+        having changed nothing there. ``start()`` does it first; call it earlier to refuse sooner.
+
+        An exclusive ``flock``: the kernel drops it when this process dies, however it dies, so a
+        lock left by a killed platform is free again and there is no stale lock to clean up.
+        """
+        if self._lock is not None:
+            return
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        (self.data_dir / "logs").mkdir(exist_ok=True)
-        (self.data_dir / ENDPOINTS_FILE).unlink(missing_ok=True)
-        access_key, secret_key = _credentials(self.data_dir)
-        for service in self.topology.services.values():
-            env = service.env
-            self.functions[service.name] = FunctionServer(
-                name=service.name,
-                target=env.get("FUNCTION_TARGET", service.name),
-                source=REPO_ROOT / env.get("FUNCTION_SOURCE", f"functions/{service.name}/main.py"),
-                port=free_port(),
-                threads=env.get("THREADS", "4"),
-            )
+        # O_CREAT without O_TRUNC: opening an existing lock file leaves it as it is. Not inherited
+        # by the children (Python's fds are close-on-exec): the lock lives exactly as long as we do.
+        fd = os.open(self.data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = _read_pid(fd)
+            os.close(fd)
+            raise PlatformAlreadyRunning(self.data_dir, pid) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock = fd
+
+    def start(self, timeout: float = 90.0) -> dict[str, object]:
+        """Start everything and write ``endpoints.json`` once it all answers.
+
+        Call it from a thread that lives as long as the platform (the main thread in ``refsys up`` and
+        the tests): the children are killed when the thread that started them exits
+        (:mod:`shared.platform.processes`).
+        """
+        self.lock()  # first: a second platform on this directory must not touch anything of the first
+        try:
+            (self.data_dir / "logs").mkdir(exist_ok=True)
+            # Left behind by a platform that was killed: its processes died with it (the lock was free).
+            (self.data_dir / ENDPOINTS_FILE).unlink(missing_ok=True)
+            access_key, secret_key = _credentials(self.data_dir)
+            for service in self.topology.services.values():
+                env = service.env
+                self.functions[service.name] = FunctionServer(
+                    name=service.name,
+                    target=env.get("FUNCTION_TARGET", service.name),
+                    source=REPO_ROOT / env.get("FUNCTION_SOURCE", f"functions/{service.name}/main.py"),
+                    port=free_port(),
+                    threads=env.get("THREADS", "4"),
+                )
+            # Binds the ingress port (K_SINK of the functions); its threads start after the children are
+            # forked, so that no other thread holds a lock while a child runs its preexec_fn.
             self.broker = LocalBroker(self.topology, self.data_dir / "broker.db", self._resolve, port=self.broker_port)
-            self.broker.start()
             self.seaweed = SeaweedFS(
                 self.data_dir / "s3",
                 s3_port=self.s3_port,
@@ -108,6 +159,8 @@ class EmbeddedPlatform:
             for server in self.functions.values():
                 self._start_function(server, settings)
             self.seaweed.start(timeout=timeout)
+            # The ingress socket listens since its construction: anything sent earlier waits in its backlog.
+            self.broker.start()
             self.seaweed.create_buckets([settings.inbox_bucket, settings.quarantine_bucket, settings.deadletter_bucket])
             self._wait_until_answering(timeout)
             self.pings = PingTimer(self.topology.ping_sources(), self._resolve)
@@ -119,20 +172,30 @@ class EmbeddedPlatform:
         (self.data_dir / ENDPOINTS_FILE).write_text(json.dumps(endpoints, indent=2) + "\n")
         return endpoints
 
-    def stop(self, storage_timeout: float = 30.0) -> None:
+    def stop(self, storage_timeout: float = STORAGE_STOP_TIMEOUT) -> None:
         """Stop accepting first (broker), then the functions, then storage; leave nothing running.
 
-        SeaweedFS drains for about 15 s before it exits; it is killed after ``storage_timeout``.
+        A few seconds: the broker waits ``BROKER_STOP_TIMEOUT`` for running deliveries, the functions
+        get ``FUNCTIONS_STOP_TIMEOUT`` after their SIGTERM, SeaweedFS ``storage_timeout`` (its graceful
+        stop takes ~15 s; acknowledged writes survive the SIGKILL). A platform that does not own the
+        data directory (never started, refused, or already stopped) has nothing to stop and touches nothing.
         """
-        (self.data_dir / ENDPOINTS_FILE).unlink(missing_ok=True)
-        if hasattr(self, "pings"):
-            self.pings.stop()
-        if hasattr(self, "broker"):
-            self.broker.stop()
-        for server in self.functions.values():
-            _terminate(server.process, name=server.name)
-        if hasattr(self, "seaweed"):
-            self.seaweed.stop(timeout=storage_timeout)
+        if self._lock is None:
+            return
+        try:
+            (self.data_dir / ENDPOINTS_FILE).unlink(missing_ok=True)
+            if hasattr(self, "pings"):
+                self.pings.stop()
+            if hasattr(self, "broker"):
+                self.broker.stop(timeout=BROKER_STOP_TIMEOUT)
+            processes = [server.process for server in self.functions.values() if server.process is not None]
+            for pid in terminate_groups(processes, FUNCTIONS_STOP_TIMEOUT):
+                log.warning("function server %d did not stop in %.0f s: killed", pid, FUNCTIONS_STOP_TIMEOUT)
+            if hasattr(self, "seaweed"):
+                self.seaweed.stop(timeout=storage_timeout)
+        finally:
+            os.close(self._lock)  # last: the directory is free once nothing of ours runs on it
+            self._lock = None
 
     def __enter__(self) -> EmbeddedPlatform:
         self.start()
@@ -178,7 +241,10 @@ class EmbeddedPlatform:
         server.process = subprocess.Popen(
             [sys.executable, "-m", "functions_framework", "--source", str(server.source), "--target", server.target,
              "--host", "127.0.0.1", "--port", str(server.port)],
-            env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=self.data_dir, start_new_session=True,
+            env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=self.data_dir,
+            # Own session, so Ctrl-C reaches `refsys up` only and it stops the functions in order; then
+            # they must be told to die with it. gunicorn's workers exit when their master dies.
+            start_new_session=True, preexec_fn=die_with_parent(),
         )  # fmt: skip
         log_file.close()
 
@@ -212,27 +278,49 @@ def _credentials(data_dir: Path) -> tuple[str, str]:
     return keys["accessKey"], keys["secretKey"]
 
 
-def _terminate(process: subprocess.Popen[bytes] | None, *, name: str, timeout: float = 10.0) -> None:
-    if process is None or process.poll() is not None:
-        return
+def _read_pid(fd: int) -> int | None:
+    text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+    return int(text) if text.isdigit() else None  # empty while its holder is between flock and write
+
+
+def running_pid(data_dir: Path) -> int | None:
+    """Pid of the platform running with ``data_dir``, None when there is none or it was killed.
+
+    Read-only (no lock is taken, so a ``refsys up`` starting now cannot be refused because of us): the
+    pid in the lock file, if that process is alive. A reused pid reads as running.
+    """
     try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        log.warning("%s did not stop in %.0f s; killing it", name, timeout)
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        fd = os.open(data_dir / LOCK_FILE, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        pid = _read_pid(fd)
+    finally:
+        os.close(fd)
+    if pid is None:
+        return None
+    try:
+        os.kill(pid, 0)
     except ProcessLookupError:
-        pass
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    return pid
 
 
-def wait_until_interrupted() -> None:
-    """Block until Ctrl-C or SIGTERM."""
+def interrupt_on_sigterm() -> None:
+    """Make SIGTERM raise KeyboardInterrupt in the main thread, as Ctrl-C does, so that both stop the
+    platform in order (a background job of a non-interactive shell starts with SIGINT ignored)."""
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
+
+
+def wait_until_interrupted() -> None:
+    """Block until Ctrl-C or SIGTERM."""
+    interrupt_on_sigterm()
     try:
         while True:
             time.sleep(3600)
