@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -64,29 +65,23 @@ def _upload(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from shared.ingestion.quarantine import Quarantine
+    from shared.catalog.database import CatalogDatabase
+    from shared.ingestion.ledger import InboxLedger
+    from shared.ingestion.status import ProductLocator
 
     platform = _platform(args)
     if platform is None:
         return 2
-    name = args.name.rstrip("/")
-    answer = requests.get(str(platform.endpoints["catalog"]), params={"name": name}, timeout=10).json()
-    if answer.get("products"):
-        entry = answer["products"][0]
-        published = entry["publicationTime"]
-        print(f"{name} is cataloged: in bucket {entry['bucket']} (id {entry['id']}, published {published})")
-        return 0
-    store = platform.object_store()
-    waiting = store.list(platform.settings.inbox_bucket, name)
-    if waiting:
-        print(f"{name} is in the inbox: {len(waiting)} object(s) arrived, waiting to be complete and ingested")
-        return 0
-    quarantined = Quarantine(store, platform.settings).find(name)
-    if quarantined is not None:
-        print(f"{name} is quarantined ({quarantined.reason}, {quarantined.time}): {quarantined.detail}")
-        return 0
-    print(f"{name} is unknown: not in the inbox, the catalog or the quarantine")
-    return 1
+
+    def find_cataloged(name: str) -> dict[str, Any] | None:
+        answer = requests.get(str(platform.endpoints["catalog"]), params={"name": name}, timeout=10).json()
+        products: list[dict[str, Any]] = answer.get("products") or []
+        return products[0] if products else None
+
+    ledger = InboxLedger(CatalogDatabase(f"sqlite:///{platform.data_dir / 'catalog.db'}"))
+    whereabouts = ProductLocator(platform.object_store(), platform.settings, ledger, find_cataloged).locate(args.name)
+    print(whereabouts.message)
+    return 0 if whereabouts.known else 1
 
 
 def _quarantine(args: argparse.Namespace) -> int:
