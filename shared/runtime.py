@@ -58,6 +58,7 @@ def event_endpoint(
     produced nothing (e.g. a product still arriving) may be looked at again.
     """
     accepted = {model.TYPE for model in accepts}
+    _configure_logging()
 
     def view(request: flask.Request) -> flask.Response:
         if request.method == "GET" and request.path.rstrip("/") == "/healthz":
@@ -116,6 +117,8 @@ def tick_endpoint(function: str, work: Callable[[], object]) -> Callable[[flask.
     """
     from shared.bus.publisher import SinkUnavailable
 
+    _configure_logging()
+
     def view(request: flask.Request) -> flask.Response:
         if request.method == "GET" and request.path.rstrip("/") == "/healthz":
             return flask.jsonify({"status": "ok"})
@@ -134,6 +137,14 @@ def tick_endpoint(function: str, work: Callable[[], object]) -> Callable[[flask.
         return flask.Response(status=202)
 
     return view
+
+
+def _configure_logging() -> None:
+    """A function process logs JSON lines at the configured level (the framework would drop INFO)."""
+    from shared.logs import configure_logging
+    from shared.settings import get_settings
+
+    configure_logging(get_settings().log_level)
 
 
 def _reply_response(reply: CloudEvent) -> flask.Response:
