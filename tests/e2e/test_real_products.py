@@ -6,6 +6,7 @@ quarantined with its reason, and a normal run has no traceback, no 5xx, no retri
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -28,12 +29,34 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("platform")]
 START = datetime(2024, 6, 1, 10, 0, tzinfo=UTC)
 
 
+class Outcomes(logging.Handler):
+    """The broker's words on each delivery attempt, to say why one was retried."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPlatform]:
     running = EmbeddedPlatform(tmp_path_factory.mktemp("platform"))
     running.start()
     yield running
     running.stop(storage_timeout=3.0)
+
+
+@pytest.fixture
+def broker_outcomes() -> Iterator[Outcomes]:
+    logger = logging.getLogger("shared.bus.broker")
+    handler, level = Outcomes(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(level)
 
 
 def at(minute: int) -> datetime:
@@ -90,7 +113,7 @@ def cataloged_names(platform: EmbeddedPlatform) -> list[str]:
 
 
 def test_real_shaped_products_are_cataloged_once_and_bad_ones_quarantined_without_a_retry(
-    platform: EmbeddedPlatform, tmp_path: Path, samples: Path
+    platform: EmbeddedPlatform, tmp_path: Path, samples: Path, broker_outcomes: Outcomes
 ) -> None:
     good, bad = good_products(tmp_path, samples), bad_products(tmp_path)
     assert sum(1 for p in good for _ in product_files(p)) > 1000  # real shapes: well over a thousand objects
@@ -120,7 +143,8 @@ def test_real_shaped_products_are_cataloged_once_and_bad_ones_quarantined_withou
         assert "Traceback" not in text, f"a traceback in {log.name}: {text[text.find('Traceback') - 500 :][:3000]}"
     deliveries = platform.broker.deliveries()
     retried = [d for d in deliveries if d["attempts"] != 1 or d["state"] != "delivered"]
-    assert not retried, f"deliveries not made at the first attempt: {retried[:5]}"
+    failures = [line for line in broker_outcomes.lines if "-> delivered" not in line]
+    assert not retried, f"deliveries not made at the first attempt: {retried[:5]}; the broker said: {failures[:10]}"
     assert all(d["last_status"] < 500 for d in deliveries)
     ingested = [d["event_id"] for d in deliveries if d["type"] == ProductIngested.TYPE]
     assert len(ingested) == len(set(ingested)) == len(expected) + 1  # the garbled one is ingested, then rejected
