@@ -283,14 +283,23 @@ class Inbox:
     def _digest_problem(self, checked: tuple[StoredObject, DataObject]) -> str | None:
         obj, item = checked
         algorithms = [algorithm for algorithm, _ in item.digests]
-        # The store's MD5 (a single-part ETag, see StoredObject.etag_md5) saves reading an object whose
-        # manifest declares only an MD5; any other declared digest needs the bytes, read once for all of them.
-        if algorithms == ["md5"] and self.settings.trust_etag_md5 and obj.etag_md5 is not None:
-            computed = {"md5": obj.etag_md5}
-        else:
-            computed = self.store.digests(self.settings.inbox_bucket, obj.key, algorithms, etag=obj.etag)
+        computed = self._stored_digests(obj, algorithms)
+        if unknown := [algorithm for algorithm in algorithms if algorithm not in computed]:
+            # The bytes are read once, for every digest the store does not hold.
+            computed |= self.store.digests(self.settings.inbox_bucket, obj.key, unknown, etag=obj.etag)
         wrong = digest_mismatches(item, computed)
         return f"{item.path} ({', '.join(a.upper().replace('_', '-') for a in wrong)} differs)" if wrong else None
+
+    def _stored_digests(self, obj: StoredObject, algorithms: list[str]) -> dict[str, str]:
+        """Digests the store already holds for ``obj`` and that can be trusted: no object read needed.
+
+        A single-part upload's ETag is the MD5 the server computed (see StoredObject.etag_md5); an S3
+        additional checksum was checked by the server at upload (see ObjectStore.stored_digests).
+        """
+        held = {"md5": obj.etag_md5} if self.settings.trust_etag_md5 and obj.etag_md5 else {}
+        if any(algorithm not in held for algorithm in algorithms):
+            held |= self.store.stored_digests(self.settings.inbox_bucket, obj)
+        return {algorithm: held[algorithm] for algorithm in algorithms if algorithm in held}
 
     def _move_member(self, obj: StoredObject, target: str) -> None:
         """Copy the verified version, check the copy, then delete the original: never lose the only copy."""

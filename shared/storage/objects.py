@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import threading
 from collections.abc import Iterator, Sequence
@@ -24,6 +25,8 @@ _SINGLE_COPY_LIMIT = 5 * 1024**3
 # Concurrent requests one process may have in flight (ingestion moves members in parallel).
 MAX_CONNECTIONS = 16
 _MD5_ETAG = re.compile(r"[0-9a-f]{32}")
+# S3 additional checksum algorithms that are digests a manifest may declare -> hashlib names.
+_S3_CHECKSUMS = {"SHA256": "sha256", "SHA1": "sha1"}
 
 
 @dataclass
@@ -72,6 +75,7 @@ class StoredObject:
     size: int
     etag: str  # without quotes
     last_modified: datetime | None = None
+    checksum_algorithms: tuple[str, ...] = ()  # S3 additional checksums the store holds (SHA256, CRC32...)
 
     @property
     def etag_md5(self) -> str | None:
@@ -130,7 +134,10 @@ class ObjectStore:
         pages = {"MaxItems": limit, "PageSize": limit} if limit else {}
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix, PaginationConfig=pages):
             for item in page.get("Contents", []):
-                yield StoredObject(item["Key"], item["Size"], item["ETag"].strip('"'), item.get("LastModified"))
+                checksums = tuple(item.get("ChecksumAlgorithm") or ())
+                yield StoredObject(
+                    item["Key"], item["Size"], item["ETag"].strip('"'), item.get("LastModified"), checksums
+                )
 
     def head(self, bucket: str, key: str) -> StoredObject | None:
         try:
@@ -158,6 +165,24 @@ class ObjectStore:
             meter.add(bytes_read=len(body))
         return body, response["ETag"].strip('"')
 
+    def stored_digests(self, bucket: str, obj: StoredObject) -> dict[str, str]:
+        """Hex digests (hashlib names) of the S3 additional checksums the store holds for ``obj``, by a HEAD.
+
+        Safe to trust: a client that sends such a checksum with an upload has it checked by the server against
+        the bytes received (the upload is refused otherwise). A multipart upload's composite checksum
+        (``...-<parts>``) is no digest of the content and is left out.
+        """
+        wanted = {name for name in obj.checksum_algorithms if name in _S3_CHECKSUMS}
+        if not wanted:
+            return {}
+        meta = self.client.head_object(Bucket=bucket, Key=obj.key, IfMatch=f'"{obj.etag}"', ChecksumMode="ENABLED")
+        found = {}
+        for name in wanted:
+            value = meta.get(f"Checksum{name}")
+            if value and "-" not in value:
+                found[_S3_CHECKSUMS[name]] = base64.b64decode(value).hex()
+        return found
+
     def digests(self, bucket: str, key: str, algorithms: Sequence[str], etag: str | None = None) -> dict[str, str]:
         """Hex digests of the content for several hashlib algorithms, in one streamed read.
 
@@ -165,7 +190,7 @@ class ObjectStore:
         """
         from shared.products.integrity import hash_stream
 
-        extra = {"IfMatch": etag} if etag else {}
+        extra = {"IfMatch": f'"{etag}"'} if etag else {}
         response = self.client.get_object(Bucket=bucket, Key=key, **extra)
         try:
             digests = hash_stream(response["Body"], algorithms)

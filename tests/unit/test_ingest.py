@@ -1,5 +1,6 @@
 """The ingest step against an S3 API (moto): verify, move, quarantine, resume, and never duplicate."""
 
+import hashlib
 import json
 import random
 import zipfile
@@ -19,7 +20,7 @@ from shared.ingestion.upload import product_files, upload_product
 from shared.products import bucket_for, recognise, write_product
 from shared.runtime import Reject
 from shared.settings import Settings
-from shared.storage.objects import ObjectStore
+from shared.storage.objects import ObjectStore, metered
 
 START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -233,3 +234,77 @@ def test_a_zipped_product_with_a_flipped_byte_is_quarantined_naming_the_file(inb
     reply = inbox.on_object_created(notification(inbox, key))
     assert isinstance(reply, ProductRejected) and reply.reason is RejectionReason.CHECKSUM_MISMATCH
     assert member.name in reply.detail
+
+
+def sha256_product(product: Path) -> None:
+    """Declare SHA-256 instead of MD5 for every member, as some producers do."""
+    manifest = product / "manifest.safe"
+    text = manifest.read_text()
+    for path in product.rglob("*"):
+        if path.is_file() and path != manifest:
+            md5 = hashlib.md5(path.read_bytes()).hexdigest()
+            sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+            text = text.replace(
+                f'<checksum checksumName="MD5">{md5}</checksum>',
+                f'<checksum checksumName="SHA-256">{sha256}</checksum>',
+            )
+    manifest.write_text(text)
+
+
+def test_sha256_digests_the_store_checked_at_upload_are_used_without_reading_the_objects(
+    inbox: Inbox, product: Path
+) -> None:
+    sha256_product(product)
+    bucket = inbox.settings.inbox_bucket
+    for path, key in product_files(product):  # uploaded with S3 additional checksums, checked by the server
+        inbox.store.client.put_object(Bucket=bucket, Key=key, Body=path.read_bytes(), ChecksumAlgorithm="SHA256")
+    events = [notification(inbox, o.key) for o in inbox.store.list(bucket)]
+    with metered() as meter:
+        replies = [inbox.on_object_created(event) for event in events]
+    assert sum(isinstance(r, ProductIngested) for r in replies) == 1
+    manifest_reads = 2 * (product / "manifest.safe").stat().st_size
+    assert meter.bytes_read == manifest_reads  # no member read: their digests were the store's
+
+
+def test_a_flipped_byte_under_sha256_is_found_by_reading_when_the_store_holds_no_such_checksum(
+    inbox: Inbox, product: Path
+) -> None:
+    sha256_product(product)
+    member = next(p for p in sorted(product.rglob("*.tiff")))
+    data = bytearray(member.read_bytes())
+    data[3] ^= 0x10
+    member.write_bytes(bytes(data))
+    _, replies = deliver_all(inbox, product)
+    (rejected,) = [r for r in replies if r is not None]
+    assert isinstance(rejected, ProductRejected) and rejected.reason is RejectionReason.CHECKSUM_MISMATCH
+    assert f"{member.name} (SHA256 differs)" in rejected.detail
+
+
+def test_a_checksum_of_an_unknown_algorithm_is_a_clear_quarantine_reason(inbox: Inbox, product: Path) -> None:
+    manifest = product / "manifest.safe"
+    manifest.write_text(manifest.read_text().replace('checksumName="MD5"', 'checksumName="BLAKE3"', 1))
+    _, replies = deliver_all(inbox, product)
+    (rejected,) = [r for r in replies if r is not None]
+    assert isinstance(rejected, ProductRejected) and rejected.reason is RejectionReason.UNSUPPORTED_CHECKSUM
+    assert "BLAKE3" in rejected.detail
+
+
+def test_a_file_the_manifest_does_not_list_is_quarantined_with_its_name(inbox: Inbox, product: Path) -> None:
+    (product / "measurement" / "stray.tiff").write_bytes(b"not listed")
+    _, replies = deliver_all(inbox, product)
+    (rejected,) = [r for r in replies if r is not None]
+    assert isinstance(rejected, ProductRejected) and rejected.reason is RejectionReason.UNLISTED_FILES
+    assert "measurement/stray.tiff" in rejected.detail
+    assert inbox.store.list(inbox.settings.inbox_bucket) == []
+
+
+def test_families_known_to_add_files_only_warn(inbox: Inbox, product: Path, tmp_path: Path) -> None:
+    (product / "measurement" / "stray.tiff").write_bytes(b"not listed")
+    family = recognise(product.name).family
+    lenient = Inbox(
+        inbox.store, inbox.settings.model_copy(update={"unlisted_files_warn_families": [family]}), inbox.ledger
+    )
+    _, replies = deliver_all(lenient, product)
+    (ingested,) = [r for r in replies if r is not None]
+    assert isinstance(ingested, ProductIngested)
+    assert inbox.store.head(ingested.bucket, f"{product.name}/measurement/stray.tiff") is not None
