@@ -58,7 +58,7 @@ R = TypeVar("R")
 class Arrival:
     """What set the ingest step going: a notification, or the inbox scan giving up on a product."""
 
-    trigger_id: str
+    trigger_id: str  # the notification (store and event id), or the scan's name for its settling
     inbox_time: datetime
     give_up: bool = False  # an incomplete product is quarantined instead of waited for
 
@@ -75,7 +75,8 @@ class Inbox:
         root = root_of(event.key)
         if root is None:
             return self._reject_unrecognised(event.key)
-        return self.ingest(root, Arrival(event.event_id(), event.event_time), event)
+        # The scan raises the same id for an object version as its notification did: the store tells them apart.
+        return self.ingest(root, Arrival(f"{event.store}/{event.event_id()}", event.event_time), event)
 
     def ingest(self, root: str, arrival: Arrival, event: ObjectCreated | None = None) -> EventData | None:
         """Ingest the product at ``root`` if it is complete (None: waiting, being ingested, or already done).

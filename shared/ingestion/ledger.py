@@ -196,6 +196,15 @@ class InboxLedger:
         ).fetchall()
         return [row[0] for row in rows]
 
+    def seen(self, root: str, path: str, size: int) -> bool:
+        """The notification of this object (at this size) was counted, and its product is not settled yet."""
+        row = self._run(
+            "SELECT 1 FROM inbox_members m JOIN inbox_products p ON p.root = m.root"
+            " WHERE m.root = {p} AND m.path = {p} AND m.size = {p} AND p.state IN ({p}, {p})",
+            root, path, size, *_OPEN,
+        ).fetchone()  # fmt: skip
+        return row is not None
+
     def arrived_count(self, root: str) -> int:
         (count,) = self._run("SELECT COUNT(*) FROM inbox_members WHERE root = {p}", root).fetchone()
         return int(count)

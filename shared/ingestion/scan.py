@@ -60,6 +60,8 @@ class InboxScan:
             version = f"{obj.key}\x1f{obj.etag}"
             if self.processed.lookup(SCAN, bucket, version) is not None:
                 continue
+            if root is not None and self.inbox.ledger.seen(root, obj.key[len(root) + 1 :], obj.size):
+                continue  # its notification arrived: the product waits for others, or is being moved
             event = ObjectCreated(
                 store=SCAN, bucket=bucket, key=obj.key, size=obj.size, etag=obj.etag, event_time=modified
             )
