@@ -96,7 +96,7 @@ def test_objects_whose_notification_was_counted_are_not_raised_again(scan, tmp_p
                                   size=obj.size, etag=obj.etag, event_time=START)  # fmt: skip
             assert inbox.on_object_created(event) is None
     scanner.run(now=datetime.now(UTC) + timedelta(seconds=60))
-    assert sorted(parse_data(e).key for e in published) == sorted(set(keys) - set(counted))  # type: ignore[attr-defined]
+    assert sorted(parse_data(e).key for e in published) == sorted(set(keys) - set(counted))
 
 
 def test_a_scanned_copy_of_the_completing_notification_does_not_announce_the_product_again(
