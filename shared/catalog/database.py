@@ -53,6 +53,22 @@ class CatalogDatabase:
             self._local.db = db
         yield db
 
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """The connection inside one transaction: committed at the end, rolled back on an exception."""
+        with self.connection() as db:
+            if not self.is_sqlite:
+                with db.transaction():
+                    yield db
+                return
+            db.execute("BEGIN IMMEDIATE")  # take the write lock now: no upgrade deadlock with another writer
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
     def close(self) -> None:
         db = getattr(self._local, "db", None)
         if db is not None:

@@ -153,27 +153,27 @@ class InboxLedger:
         Only one of several concurrent callers restarts it (True); the others see it arriving already.
         """
         now = time.time()
-        cursor = self._run(
+        return self._update_then_clear(
             "UPDATE inbox_products SET state = {p}, manifest_etag = NULL, listed = NULL, first_arrival = {p},"
             " last_arrival = {p}, owner_event = NULL, owner_token = NULL, lease_until = NULL, outcome = NULL"
             " WHERE root = {p} AND state IN ({p}, {p})",
-            ProductState.ARRIVING, now, now, root, ProductState.INGESTED, ProductState.QUARANTINED,
+            (ProductState.ARRIVING, now, now, root, ProductState.INGESTED, ProductState.QUARANTINED),
+            "inbox_listed", root,
         )  # fmt: skip
-        if cursor.rowcount == 1:
-            self._run("DELETE FROM inbox_listed WHERE root = {p}", root)
-        return bool(cursor.rowcount == 1)
 
     def record_inventory(self, root: str, manifest_etag: str, listed: list[tuple[str, int | None]]) -> None:
         """What the manifest (this version of it) lists: paths relative to the root, with sizes if given."""
-        with self.database.connection() as db:
+        # One transaction, which first updates (so locks) the product's row: concurrent deliveries of the
+        # manifest record their inventories one after the other.
+        with self.database.transaction() as db:
+            db.execute(
+                self.database.sql("UPDATE inbox_products SET manifest_etag = {p}, listed = {p} WHERE root = {p}"),
+                (manifest_etag, len(listed), root),
+            )
             db.execute(self.database.sql("DELETE FROM inbox_listed WHERE root = {p}"), (root,))
             db.cursor().executemany(
                 self.database.sql("INSERT INTO inbox_listed (root, path, size) VALUES ({p}, {p}, {p})"),
                 [(root, path, size) for path, size in listed],
-            )
-            db.execute(
-                self.database.sql("UPDATE inbox_products SET manifest_etag = {p}, listed = {p} WHERE root = {p}"),
-                (manifest_etag, len(listed), root),
             )
 
     def complete(self, product: InboxProduct) -> bool:
@@ -209,10 +209,6 @@ class InboxLedger:
         (count,) = self._run("SELECT COUNT(*) FROM inbox_members WHERE root = {p}", root).fetchone()
         return int(count)
 
-    def arriving(self) -> list[InboxProduct]:
-        rows = self._run("SELECT root FROM inbox_products WHERE state IN ({p}, {p})", *_OPEN).fetchall()
-        return [p for (root,) in rows if (p := self.product(root)) is not None]
-
     # -- the claim ----------------------------------------------------------------------------------
 
     def claim(self, root: str, event_id: str, now: float | None = None) -> Claim | None:
@@ -245,14 +241,20 @@ class InboxLedger:
 
     def settle(self, claim: Claim, state: ProductState, outcome: dict[str, Any]) -> bool:
         """Record the outcome (the reply) of the claim's delivery; False when the claim was lost meanwhile."""
-        cursor = self._run(
+        return self._update_then_clear(
             "UPDATE inbox_products SET state = {p}, outcome = {p}, lease_until = NULL"
             " WHERE root = {p} AND owner_token = {p} AND state = {p}",
-            state, json.dumps(outcome), claim.root, claim.token, ProductState.INGESTING,
+            (state, json.dumps(outcome), claim.root, claim.token, ProductState.INGESTING),
+            "inbox_members", claim.root,
         )  # fmt: skip
-        if cursor.rowcount != 1:
-            return False
-        self._run("DELETE FROM inbox_members WHERE root = {p}", claim.root)
+
+    def _update_then_clear(self, update: str, args: tuple[Any, ...], table: str, root: str) -> bool:
+        """Update the product's row and, when it changed, empty ``table`` for it: both or neither (the update
+        locks the row, so the next writer of that product sees the cleared table)."""
+        with self.database.transaction() as db:
+            if db.execute(self.database.sql(update), args).rowcount != 1:
+                return False
+            db.execute(self.database.sql(f"DELETE FROM {table} WHERE root = {{p}}"), (root,))
         return True
 
 

@@ -2,6 +2,7 @@
 
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,12 @@ def test_a_released_claim_lets_the_next_delivery_claim(ledger: InboxLedger) -> N
     assert claim is not None
     ledger.release(claim)
     assert ledger.claim(ROOT, "event-2") is not None
+
+
+def test_concurrent_deliveries_of_the_manifest_record_one_inventory(ledger: InboxLedger) -> None:
+    arrive(ledger, ("manifest.safe", 5))
+    listed: list[tuple[str, int | None]] = [(f"measurement/{i:03d}.tiff", i) for i in range(200)]
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(lambda _: ledger.record_inventory(ROOT, "etag-1", listed), range(12)))
+    product = ledger.product(ROOT)
+    assert product is not None and product.listed == 200 and len(ledger.missing(ROOT)) == 200
