@@ -1,8 +1,12 @@
-"""``make bench``: every benchmark, each against its own baseline measured in the same run."""
+"""``make bench``: every benchmark, each against its own baseline measured in the same run.
+
+``python -m tests.bench [NAME...]`` runs only the benchmarks named (cold_start, broker, selection, catalog,
+ingest); without names, all of them.
+"""
 
 from __future__ import annotations
 
-import os
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -35,20 +39,25 @@ def in_tmp(run: Callable[[Path], Rows]) -> Callable[[], Rows]:
     return measure
 
 
-def main() -> None:
+# name: (title, unit, measure), in the order `make bench` runs them
+BENCHMARKS: dict[str, tuple[str, str, Callable[[], Rows]]] = {
+    "cold_start": ("Cold start: process start to first answered request (median of 5)", "seconds", cold_start.run),
+    "broker": ("Local broker: 500 events, one Trigger, a subscriber answering 202", "events/s", in_tmp(broker.run)),
+    "selection": ("Selection policies over 100,000 auxiliary entries", "seconds", selection.run_all),
+    "catalog": ("Catalog OData queries against hand-written SQL", "value", catalog.run),
+    "ingest": ("Ingestion of real product shapes on the embedded platform", "value", in_tmp(ingest.run)),
+}
+
+
+def main(names: list[str] | None = None) -> None:
+    names = names or list(BENCHMARKS)
+    unknown = [name for name in names if name not in BENCHMARKS]
+    if unknown:
+        sys.exit(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
     console = Console()
-    products = int(os.environ.get("REFSYS_BENCH_PRODUCTS", "1000"))
-    show(console, "Cold start: process start to first answered request (median of 5)", "seconds", cold_start.run)
-    show(console, "Local broker: 500 events, one Trigger, a subscriber answering 202", "events/s", in_tmp(broker.run))
-    show(console, "Selection policies over 100,000 auxiliary entries", "seconds", selection.run_all)
-    show(console, "Catalog OData queries against hand-written SQL", "value", catalog.run)
-    show(
-        console,
-        f"Ingestion of {products} products on the embedded platform",
-        "value",
-        in_tmp(lambda workdir: ingest.run(workdir, products)),
-    )
+    for name in names:
+        show(console, *BENCHMARKS[name])
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
