@@ -147,7 +147,6 @@ class EmbeddedPlatform:
                 access_key=access_key,
                 secret_key=secret_key,
                 webhook_url=self.functions[NOTIFY_SERVICE].url if NOTIFY_SERVICE in self.functions else None,
-                webhook_buckets=[Settings().inbox_bucket],  # what the ingest Trigger watches
                 log_path=self.data_dir / "logs" / "seaweedfs.log",
             )
             self.settings = settings = Settings(

@@ -71,18 +71,9 @@ def _s3_identity_config(access_key: str, secret_key: str) -> dict[str, Any]:
     }
 
 
-def _notification_toml(webhook_url: str, buckets: list[str] | None) -> str:
+def _notification_toml(webhook_url: str) -> str:
     # Keys from `weed scaffold -config notification` (SeaweedFS 4.x, [notification.webhook]).
-    # json.dumps gives a valid TOML basic string for a URL (and a TOML array of strings).
-    # With ``buckets``: only objects created in them. The filer otherwise reports every create, copy and
-    # delete in every bucket: three notifications per ingested object, two of them for nobody (measured:
-    # 28 -> 23 ms of CPU per ingested object across the platform, 18,500 -> 5,000 broker events per run).
-    only = (
-        'event_types = ["create", "update"]\n'
-        f"path_prefixes = {json.dumps([f'/buckets/{bucket}/' for bucket in buckets])}\n"
-        if buckets
-        else ""
-    )
+    # json.dumps gives a valid TOML basic string for a URL.
     return (
         "[notification.webhook]\n"
         "enabled = true\n"
@@ -93,7 +84,7 @@ def _notification_toml(webhook_url: str, buckets: list[str] | None) -> str:
         "max_backoff_seconds = 10\n"
         "workers = 5\n"
         "buffer_size = 10000\n"
-    ) + only
+    )
 
 
 class SeaweedFS:
@@ -108,7 +99,6 @@ class SeaweedFS:
         access_key: str = "refsys",
         secret_key: str = "refsys-secret",
         webhook_url: str | None = None,
-        webhook_buckets: list[str] | None = None,
         log_path: Path | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
@@ -118,7 +108,6 @@ class SeaweedFS:
         self.access_key = access_key
         self.secret_key = secret_key
         self.webhook_url = webhook_url
-        self.webhook_buckets = webhook_buckets  # None: notify about every bucket
         self.log_path = Path(log_path) if log_path else self.data_dir / "seaweedfs.log"
         self.conf_dir = self.data_dir / "conf"
         self.store_dir = self.data_dir / "data"
@@ -144,7 +133,7 @@ class SeaweedFS:
         s3_config.chmod(0o600)  # holds the secret key
         notification = self.conf_dir / "notification.toml"
         if self.webhook_url:
-            notification.write_text(_notification_toml(self.webhook_url, self.webhook_buckets))
+            notification.write_text(_notification_toml(self.webhook_url))
         else:
             notification.unlink(missing_ok=True)  # a stale file would keep notifying
         return s3_config
