@@ -47,9 +47,6 @@ from shared.storage.objects import ObjectStore, StoredObject, metered
 
 log = logging.getLogger(__name__)
 
-# Object metadata on the moved manifest naming the notification that completed the product.
-INGESTED_BY = "refsys-ingested-by"
-
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -235,9 +232,7 @@ class Inbox:
         if not self.ledger.renew(claim):  # fenced: another delivery took the product over
             log.warning("%s: claim lost during the move; the delivery that holds it finishes", product.name)
             return None
-        self.store.client.put_object(
-            Bucket=target, Key=manifest_key, Body=manifest, Metadata={INGESTED_BY: arrival.trigger_id}
-        )
+        self.store.put(target, manifest_key, manifest)
         self.store.delete(inbox, manifest_key)
         size = sum(o.size for o in {**moved, **waiting}.values())
         reply = self._ingested(product, target, root + "/", size, _md5(manifest), manifest_key, arrival)

@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,14 +12,6 @@ from shared.products import write_product
 from tests.e2e.test_platform import START, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("platform")]
-
-
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPlatform]:
-    running = EmbeddedPlatform(tmp_path_factory.mktemp("operator"))
-    running.start()
-    yield running
-    running.stop(storage_timeout=3.0)
 
 
 def refsys(platform: EmbeddedPlatform, *args: str) -> subprocess.CompletedProcess[str]:

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,14 +32,6 @@ def wait_for(condition: Callable[[], object], what: str, timeout: float = 60.0) 
             return result
         time.sleep(0.2)
     pytest.fail(f"timed out waiting for {what}")
-
-
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPlatform]:
-    running = EmbeddedPlatform(tmp_path_factory.mktemp("platform"))
-    running.start()
-    yield running
-    running.stop(storage_timeout=3.0)  # the data is thrown away: no need to wait for SeaweedFS's drain
 
 
 def query(platform: EmbeddedPlatform, **params: str) -> dict:

@@ -24,6 +24,7 @@ from shared.platform.embedded import EmbeddedPlatform
 from shared.products import recognise
 from shared.products.integrity import LocalDirectory, verify_product
 from shared.products.reinflate import add_unlisted, flip_byte, garble, reinflate_samples, write_real_shape
+from tests.e2e.test_platform import settled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("platform")]
 START = datetime(2024, 6, 1, 10, 0, tzinfo=UTC)
@@ -38,14 +39,6 @@ class Outcomes(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(record.getMessage())
-
-
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPlatform]:
-    running = EmbeddedPlatform(tmp_path_factory.mktemp("platform"))
-    running.start()
-    yield running
-    running.stop(storage_timeout=3.0)
 
 
 @pytest.fixture
@@ -126,7 +119,7 @@ def test_real_shaped_products_are_cataloged_once_and_bad_ones_quarantined_withou
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         done = len(set(cataloged_names(platform)) & set(expected)) == len(expected)
-        if done and len(quarantine.list()) >= len(bad) and broker_idle(platform):
+        if done and len(quarantine.list()) >= len(bad) and settled(platform):
             break
         time.sleep(0.5)
 
@@ -149,11 +142,6 @@ def test_real_shaped_products_are_cataloged_once_and_bad_ones_quarantined_withou
     ingested = [d["event_id"] for d in deliveries if d["type"] == ProductIngested.TYPE]
     assert len(ingested) == len(set(ingested)) == len(expected) + 1  # the garbled one is ingested, then rejected
     assert ingest_logged_requests(platform) <= 1.0
-
-
-def broker_idle(platform: EmbeddedPlatform) -> bool:
-    stats = platform.broker.stats()
-    return stats.get("pending", 0) == 0 and stats.get("in-flight", 0) == 0
 
 
 def ingest_logged_requests(platform: EmbeddedPlatform) -> float:
