@@ -156,9 +156,10 @@ class ProductCataloged(ProductEvent):
         return naming.derived_id("cataloged", self.product.product_id, self.bucket, self.key, self.content_length)
 
 
-from events.processing import JobReady  # noqa: E402  (processing events build on EventData above)
+from events.processing import JobCompleted, JobFailed, JobReady  # noqa: E402  (processing events build on EventData above)
 
 # Every type the system emits or consumes; operations events join here.
 EVENT_MODELS: dict[str, type[EventData]] = {
-    model.TYPE: model for model in (ObjectCreated, ProductIngested, ProductRejected, ProductCataloged, JobReady)
+    model.TYPE: model
+    for model in (ObjectCreated, ProductIngested, ProductRejected, ProductCataloged, JobReady, JobCompleted, JobFailed)
 }

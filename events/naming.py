@@ -43,6 +43,7 @@ PRODUCT_TYPE = "producttype"  # ESA product type code, e.g. IW_GRDH_1S
 PRODUCT_FAMILY = "productfamily"  # reference family, e.g. L1_SLICE
 PRODUCT_LEVEL = "productlevel"  # L0 | L1 | L2 | AUX ...
 BUCKET = "bucket"  # storage events: the bucket the object is in
+PROCESSOR = "processor"  # processing events: the configured processor (processors.yaml name)
 REPLAY = "replay"  # "true" on an event re-sent on purpose, to do the work again
 
-ROUTING_EXTENSIONS = (MISSION, SATELLITE, PRODUCT_TYPE, PRODUCT_FAMILY, PRODUCT_LEVEL, BUCKET, REPLAY)
+ROUTING_EXTENSIONS = (MISSION, SATELLITE, PRODUCT_TYPE, PRODUCT_FAMILY, PRODUCT_LEVEL, BUCKET, PROCESSOR, REPLAY)

@@ -69,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     from shared.ingestion import cli as ingestion
     from shared.processing import cli as processing
     from shared.processing import jobs_cli as jobs
+    from shared.processing import runs_cli as runs
     from shared.products import cli as products
 
     parser = argparse.ArgumentParser(prog="refsys", description="Copernicus Reference System on CloudEvents functions")
@@ -93,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     restart.add_argument("ids", nargs="*", metavar="ID", help="event ids to restart (all when none given)")
     restart.set_defaults(command=_deadletter)
 
-    for domain in (products, ingestion, processing, jobs):
+    for domain in (products, ingestion, processing, jobs, runs):
         domain.register(commands, add_data_dir)
     return parser
 

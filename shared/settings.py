@@ -50,6 +50,21 @@ class Settings(BaseSettings):
 
     # Processing: a folder with processors.yaml and tasktables/ (default: the set shipped in the package).
     processing_config_dir: str | None = None
+    # Processing runs: where jobs run (local: a subprocess of the launch function; kubernetes: a batch/v1 Job).
+    runner: str = Field("local", pattern="^(local|kubernetes)$")
+    jobs_namespace: str | None = Field(None, description="Namespace of the Jobs (default: the launch pod's own)")
+    job_service_account: str = Field("refsys-job", description="ServiceAccount of the Job pods (no API rights)")
+    job_backoff_limit: int = Field(0, ge=0, description="Pod retries of a Job (a processor's failure is not transient)")
+    job_ttl_s: int = Field(86400, ge=0, description="A finished Job is deleted this long after it ended")
+    jobs_bucket: str = Field("rs-jobs", description="Run outcomes (<run id>/outcome.json), the wrapper's last word")
+    failed_workdir_bucket: str = Field("rs-failed-workdir", description="Working directories of failed runs")
+    workdir_root: str | None = Field(
+        None, description="Where the wrapper puts working directories (default: the job's)"
+    )
+    task_command: str | None = Field(
+        None, description="Command a task binary that is not installed is run with, e.g. refsys-ipf-simulator"
+    )
+    transfer_concurrency: int = Field(8, ge=1, le=64, description="Objects moved at once by the wrapper")
 
     log_level: str = "INFO"
 

@@ -1,22 +1,35 @@
 """catalog: ``product.ingested`` events (POST /events) are described and stored, replying
-``product.cataloged``; GET /products answers catalog queries."""
+``product.cataloged``; ``job.completed`` events record their outputs' lineage; GET /products answers
+catalog queries."""
+
+from functools import lru_cache
 
 import flask
 import functions_framework
 
 from events import ProductIngested
+from events.processing import JobCompleted
 from shared import ports
 from shared.catalog.api import handle_query
 from shared.catalog.cataloging import Cataloguer
+from shared.processing.lineage import LineageStore
 from shared.runtime import event_endpoint
 from shared.settings import get_settings
 
-_on_event = event_endpoint(
-    "catalog",
-    lambda event: Cataloguer(ports.object_store(), ports.catalog(), get_settings()).on_product_ingested(event),
-    accepts=(ProductIngested,),
-    processed=ports.processed_events,
-)
+
+@lru_cache(maxsize=1)
+def _lineage() -> LineageStore:
+    return LineageStore(get_settings().catalog_url)
+
+
+def _on(event: ProductIngested | JobCompleted) -> object:
+    if isinstance(event, JobCompleted):
+        _lineage().record(event)
+        return None
+    return Cataloguer(ports.object_store(), ports.catalog(), get_settings()).on_product_ingested(event)
+
+
+_on_event = event_endpoint("catalog", _on, accepts=(ProductIngested, JobCompleted), processed=ports.processed_events)
 
 
 @functions_framework.http

@@ -155,6 +155,9 @@ class EmbeddedPlatform:
                 s3_secret_key=secret_key,
                 catalog_url=f"sqlite:///{self.data_dir / 'catalog.db'}",
                 log_level=self.log_level,
+                # Jobs run as local processes, with the IPF simulators standing in for ESA's processors.
+                workdir_root=str(self.data_dir / "runs"),
+                task_command=f"{sys.executable} -m shared.processing.simulator",
             )
             for server in self.functions.values():
                 self._start_function(server, settings)

@@ -3,11 +3,24 @@
 * ``refsys tasktable show FILE`` prints the parsed task table as JSON.
 * ``refsys select POLICY --start ISO --stop ISO [--t0 S] [--t1 S] --candidates FILE`` prints the JSON
   array of the selected names, in the policy's order.
-* ``refsys joborder TASKTABLE --start ISO --stop ISO --inputs FILE [--mode M] [--param NAME=VALUE]...``
-  prints the JobOrder XML, or exits 2 naming the mandatory inputs that are missing.
+* ``refsys joborder TASKTABLE --start ISO --stop ISO --inputs FILE [--mode M] [--processor NAME]
+  [--alias TYPE=CATALOGTYPE]... [--param NAME=VALUE]...`` prints the JobOrder XML, or exits 2 naming the
+  mandatory inputs that are missing.
+
+``joborder`` and the production mode (reference: the worker's product mode must equal the input's
+``Mode`` or either is ALWAYS). ``--mode`` is any task-table mode (SLICING, NON_SLICING, NRT, NTC, STC,
+ALWAYS); for a table with mode-specific inputs it must be one of the modes they use (S1 L1: SLICING or
+NON_SLICING). Without ``--mode``, such a table takes the ``mode`` of its processor in ``processors.yaml``,
+else the command refuses, naming the modes: with no mode every variant of an input would be listed. The
+processor is the entry whose ``tasktable`` is this file's name (``--processor`` names another); its
+``type_aliases`` map task-table file types to the catalog types of ``--inputs`` (``AUX_RES`` ->
+``AUX_RESORB``), ``--alias`` adds or overrides one. A table declaring ``Slicing_Flag`` gets TRUE under
+SLICING and FALSE under NON_SLICING (a contradicting ``--param`` is refused); an explicit NRT, NTC or
+STC ``--mode`` is also passed as ``Processing_Mode`` unless ``--param`` sets it.
 
 Candidate files hold a JSON array of objects with ``name``, ``validityStart``, ``validityStop``,
-``creationDate`` (ISO 8601; no offset means UTC) and, for ``joborder``, ``productType``.
+``creationDate`` (ISO 8601; no offset means UTC) and, for ``joborder``, ``productType`` (the catalog
+type). A ``validityStop`` of ``null`` is an open-ended validity (valid until further notice).
 Exit codes: 0 done, 2 bad input or missing mandatory inputs.
 """
 
@@ -21,10 +34,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from shared.processing.inputs import select_inputs
+from shared.processing.config import ConfigError, ProcessorSettings, processing_config
+from shared.processing.inputs import input_modes, select_inputs
 from shared.processing.joborder import build_job_order
 from shared.processing.policies import POLICIES, Candidate, UnknownPolicy, select
-from shared.processing.tasktable import TaskTableError, load_task_table
+from shared.processing.tasktable import InputMode, TaskTable, TaskTableError, load_task_table
+from shared.settings import get_settings
+
+TIMELINESS_MODES = frozenset({"NRT", "NTC", "STC"})  # passed on as Processing_Mode
+SLICING_FLAG = {InputMode.SLICING.value: "TRUE", InputMode.NON_SLICING.value: "FALSE"}
 
 
 class CommandError(Exception):
@@ -59,7 +77,22 @@ def register(
     joborder.add_argument("tasktable", type=Path)
     _window_arguments(joborder)
     joborder.add_argument("--inputs", type=Path, required=True, help="JSON array of candidate entries")
-    joborder.add_argument("--mode", choices=("NRT", "NTC", "STC"), help="production mode (inputs of others dropped)")
+    joborder.add_argument(
+        "--mode",
+        type=str.upper,
+        choices=[m.value for m in InputMode],
+        help="production mode: inputs of other modes are dropped (default: the processor's mode in processors.yaml)",
+    )
+    joborder.add_argument(
+        "--processor", help="processors.yaml entry whose mode and type aliases apply (default: by task-table name)"
+    )
+    joborder.add_argument(
+        "--alias",
+        action="append",
+        default=[],
+        metavar="TYPE=CATALOGTYPE",
+        help="task-table file type -> product type in --inputs (added to the processor's type_aliases)",
+    )
     joborder.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="dynamic processing parameter"
     )
@@ -77,7 +110,7 @@ def _handled(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
     def handler(args: argparse.Namespace) -> int:
         try:
             return run(args)
-        except (CommandError, TaskTableError, UnknownPolicy, OSError) as exc:
+        except (CommandError, ConfigError, TaskTableError, UnknownPolicy, OSError) as exc:
             print(f"refsys: {exc}", file=sys.stderr)
             return 2
 
@@ -104,12 +137,19 @@ def select_command(args: argparse.Namespace) -> int:
 def joborder_command(args: argparse.Namespace) -> int:
     table = load_task_table(args.tasktable)
     start, stop = parse_time(args.start, "--start"), parse_time(args.stop, "--stop")
-    selection = select_inputs(table, read_candidates(args.inputs), start, stop, mode=args.mode)
+    parameters = dict(_pair(p, "--param", "NAME=VALUE") for p in args.param)
+    processor = configured_processor(args.tasktable.name, args.processor)
+    mode = production_mode(table, args.tasktable.name, args.mode, processor)
+    aliases = {
+        **(processor.type_aliases if processor else {}),
+        **dict(_pair(a, "--alias", "TYPE=CATALOGTYPE") for a in args.alias),
+    }
+    _set_slicing_flag(table, mode, parameters)
+    selection = select_inputs(table, read_candidates(args.inputs), start, stop, mode=mode, type_aliases=aliases)
     if not selection.complete:
         print(f"refsys: mandatory inputs missing: {', '.join(selection.missing)}", file=sys.stderr)
         return 2
-    parameters = dict(_parameter(p) for p in args.param)
-    if args.mode and "Processing_Mode" not in parameters:
+    if args.mode in TIMELINESS_MODES and "Processing_Mode" not in parameters:
         parameters["Processing_Mode"] = args.mode
     order = build_job_order(
         table, selection, start, stop, args.workdir, processing_station=args.processing_station, parameters=parameters
@@ -118,10 +158,64 @@ def joborder_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parameter(text: str) -> tuple[str, str]:
+def configured_processor(table_file: str, name: str | None) -> ProcessorSettings | None:
+    """The processors.yaml entry named ``name``, else the one whose task table is ``table_file`` (if any)."""
+    config = processing_config(get_settings().processing_config_dir)
+    if name is not None:
+        try:
+            return config.by_name(name).settings
+        except KeyError:
+            known = ", ".join(p.name for p in config.processors)
+            raise CommandError(f"--processor {name!r} is not configured; known: {known}") from None
+    matches = [p.settings for p in config.processors if p.table_file == table_file]
+    if len({(s.mode, tuple(sorted(s.type_aliases.items()))) for s in matches}) > 1:
+        names = ", ".join(s.name for s in matches)
+        raise CommandError(
+            f"{table_file} is the task table of several processors ({names}): choose one with --processor"
+        )
+    return matches[0] if matches else None
+
+
+def production_mode(
+    table: TaskTable, table_file: str, requested: str | None, processor: ProcessorSettings | None
+) -> str | None:
+    """The mode the inputs are filtered by; None when the table has no mode-specific input and none is asked."""
+    modes = input_modes(table)
+    if requested is not None:
+        if modes and requested not in modes:
+            raise CommandError(
+                f"--mode {requested} matches none of the production modes of {table_file}'s inputs"
+                f" ({', '.join(modes)}): choose one of them"
+            )
+        return requested
+    if not modes:
+        return None
+    if processor is None or processor.mode is None:
+        where = ""
+    elif processor.mode.upper() in modes:
+        return processor.mode.upper()
+    else:
+        where = f" (processor {processor.name} is configured with mode {processor.mode})"
+    raise CommandError(
+        f"{table_file} has inputs for production modes {', '.join(modes)}{where}: choose one with --mode"
+    )
+
+
+def _set_slicing_flag(table: TaskTable, mode: str | None, parameters: dict[str, str]) -> None:
+    """Keep a declared ``Slicing_Flag`` consistent with a SLICING / NON_SLICING production mode."""
+    expected = SLICING_FLAG.get(mode or "")
+    if expected is None or not any(p.name == "Slicing_Flag" for p in table.dyn_proc_params):
+        return
+    given = parameters.get("Slicing_Flag")
+    if given is not None and given.upper() != expected:
+        raise CommandError(f"--param Slicing_Flag={given} contradicts --mode {mode} (Slicing_Flag={expected})")
+    parameters["Slicing_Flag"] = expected
+
+
+def _pair(text: str, option: str, shape: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name:
-        raise CommandError(f"--param {text!r} is not NAME=VALUE")
+        raise CommandError(f"{option} {text!r} is not {shape}")
     return name, value
 
 
@@ -148,11 +242,12 @@ def read_candidates(path: Path) -> list[Candidate]:
         missing = [k for k in ("name", "validityStart", "validityStop", "creationDate") if k not in item]
         if missing:
             raise CommandError(f"{where} lacks {', '.join(missing)}")
+        stop = item["validityStop"]  # null: valid until further notice
         candidates.append(
             Candidate(
                 name=str(item["name"]),
                 validity_start=parse_time(str(item["validityStart"]), f"{where}.validityStart"),
-                validity_stop=parse_time(str(item["validityStop"]), f"{where}.validityStop"),
+                validity_stop=None if stop is None else parse_time(str(stop), f"{where}.validityStop"),
                 creation_date=parse_time(str(item["creationDate"]), f"{where}.creationDate"),
                 product_type=str(item.get("productType", "")),
             )

@@ -54,6 +54,9 @@ class ProcessorSettings(BaseModel):
     processing_station: str = "WILE"
     image: str
     resources: dict[str, str] = Field(default_factory=dict)
+    max_time_s: int | None = Field(
+        None, gt=0, description="Longest a run may take (default: the task table's Max_Time)"
+    )
     parameters: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")

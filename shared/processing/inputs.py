@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from shared.processing.policies import Candidate, select
-from shared.processing.tasktable import Alternative, FileNameType, Input, Origin, Task, TaskTable
+from shared.processing.tasktable import Alternative, FileNameType, Input, InputMode, Origin, Task, TaskTable
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +51,24 @@ class InputSelection:
 
 def input_label(task_input: Input) -> str:
     return task_input.id or "|".join(task_input.file_types)
+
+
+def input_modes(table: TaskTable) -> tuple[str, ...]:
+    """The production modes ``table``'s inputs are specific to (sorted; ALWAYS inputs left out).
+
+    A table with such inputs (S1 L1: SLICING / NON_SLICING variants of one input; S3: NRT / NTC / STC
+    orbit files) needs a production mode: with none, :func:`select_inputs` keeps every variant.
+    """
+    return tuple(
+        sorted(
+            {
+                table.resolve(i).mode.value
+                for task in table.tasks
+                for i in task.inputs
+                if table.resolve(i).mode is not InputMode.ALWAYS
+            }
+        )
+    )
 
 
 def select_inputs(
@@ -135,6 +153,7 @@ __all__ = [
     "Lookup",
     "SelectedInput",
     "TaskSelection",
+    "input_modes",
     "select_inputs",
     "select_inputs_with",
 ]

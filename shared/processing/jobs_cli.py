@@ -1,4 +1,4 @@
-"""``refsys jobs list|show|tick``: the production jobs kept in the catalog database.
+"""``refsys jobs list|show|tick|manifest``: the production jobs kept in the catalog database.
 
 * ``refsys jobs list [--state waiting|ready|timed-out-ready] [--limit N]`` prints a JSON array of jobs,
   most recently updated first.
@@ -6,6 +6,9 @@
   exit 2 when there is no such job.
 * ``refsys jobs tick`` evaluates the jobs whose timeout has passed (what the timer does) and prints the
   ``job.ready`` payloads it made; it does not publish them.
+* ``refsys jobs manifest KEY`` prints, as JSON, the Kubernetes Job the ``launch`` function would create
+  for a ready job (from its ``job.ready`` payload and the ``REFSYS_*`` settings of this environment;
+  ``K_SINK`` only when set); exit 2 when there is no such job or it is not ready yet.
 
 The database is the platform's catalog (``sqlite:///<data dir>/catalog.db``) unless ``--catalog-url``
 names another (e.g. the cluster's PostgreSQL).
@@ -40,7 +43,11 @@ def register(
     tick = actions.add_parser("tick", help="evaluate the jobs whose timeout has passed")
     tick.set_defaults(command=tick_command)
 
-    for parser in (listing, show, tick):
+    manifest = actions.add_parser("manifest", help="print the Kubernetes Job a ready job runs as")
+    manifest.add_argument("key", help="job key, e.g. s1-aiop:L20171109175634707000125")
+    manifest.set_defaults(command=manifest_command)
+
+    for parser in (listing, show, tick, manifest):
         add_data_dir(parser)
         parser.add_argument("--catalog-url", help="database of the jobs (default: sqlite:///<data dir>/catalog.db)")
 
@@ -69,6 +76,31 @@ def show_command(args: argparse.Namespace) -> int:
         print(f"refsys: no job {args.key!r}", file=sys.stderr)
         return 2
     print(json.dumps(job.to_json(), indent=2))
+    return 0
+
+
+def manifest_command(args: argparse.Namespace) -> int:
+    from events.processing import JobReady
+    from shared.processing.kubernetes import job_manifest
+    from shared.settings import Settings
+
+    store = JobStore(catalog_url(args))
+    try:
+        job = store.get(args.key)
+    finally:
+        store.close()
+    if job is None:
+        print(f"refsys: no job {args.key!r}", file=sys.stderr)
+        return 2
+    if job.reply is None:
+        print(f"refsys: job {args.key!r} is not ready yet ({job.state.value}): it has no Job", file=sys.stderr)
+        return 2
+    try:
+        manifest = job_manifest(JobReady.model_validate_json(job.reply), Settings())
+    except ValueError as exc:  # e.g. a payload too big for the Job's environment
+        print(f"refsys: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(manifest, indent=2))
     return 0
 
 

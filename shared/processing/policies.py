@@ -9,6 +9,17 @@ policy is deterministic (the reference left ties to Elasticsearch's hit order).
 Intersection is strict, as in the reference: an entry intersects W when ``vStart < W.stop`` and
 ``vStop > W.start``. Cover is inclusive: ``vStart <= W.start`` and ``vStop >= W.stop``.
 
+Open-ended validity: an entry without a validity stop (catalog ``validity_stop`` NULL; e.g. S1 AUX_CAL,
+``S1A_AUX_CAL_V20171017T080000_G20171013T101200.SAFE``, named after its start only) is valid until
+further notice. A :class:`Candidate` built with ``validity_stop=None`` holds :data:`OPEN_END`
+(9999-12-31T23:59:59.999999Z, the greatest time; ``open_ended`` tells it), so every rule reads it as a
+stop at +infinity: it covers every window it starts at or before, intersects every window ending after
+its start, is the latest for LatestStopValidity, sorts after every finite stop (ValIntersect order,
+ClosestStopValidity's "after" side, where its infinite distance loses to any finite entry) and has an
+infinitely distant centre for BestCentredCover (chosen only when no finite entry covers W; among
+open-ended ones the newest). Its overlap with W reaches W.stop. In a JobOrder its Time_Interval stop is
+``99991231_235959999999``.
+
 Definitions (reference: COPRS ``EsServices``; fixes are marked FIX):
 
 * ValCover: every entry covering W.
@@ -50,19 +61,44 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+# The validity stop of an entry valid until further notice: later than any real time.
+OPEN_END = datetime.max.replace(tzinfo=UTC)
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class Candidate:
-    """A catalog entry as the policies see it. Datetimes are timezone-aware UTC."""
+    """A catalog entry as the policies see it. Datetimes are timezone-aware UTC.
+
+    ``validity_stop=None`` (no stop: valid until further notice) is stored as :data:`OPEN_END`.
+    """
 
     name: str
     validity_start: datetime
     validity_stop: datetime
     creation_date: datetime
-    product_type: str = ""
+    product_type: str
+
+    def __init__(
+        self,
+        name: str,
+        validity_start: datetime,
+        validity_stop: datetime | None,
+        creation_date: datetime,
+        product_type: str = "",
+    ) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "validity_start", validity_start)
+        object.__setattr__(self, "validity_stop", OPEN_END if validity_stop is None else validity_stop)
+        object.__setattr__(self, "creation_date", creation_date)
+        object.__setattr__(self, "product_type", product_type)
+
+    @property
+    def open_ended(self) -> bool:
+        """No validity stop: valid until further notice."""
+        return self.validity_stop == OPEN_END
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,10 +236,13 @@ def full_coverage(entries: Sequence[Candidate], w: Window) -> list[Candidate]:
 
 def best_centred_cover(entries: Sequence[Candidate], w: Window) -> list[Candidate]:
     centre = w.centre
-    return _one(
-        [c for c in entries if covers(c, w)],
-        lambda c: (-abs((c.validity_start + (c.validity_stop - c.validity_start) / 2) - centre), *_newest_key(c)),
-    )
+
+    def key(c: Candidate) -> tuple[Any, ...]:
+        if c.open_ended:  # an infinitely distant centre: after every finite entry, then the newest
+            return (False, timedelta(0), *_newest_key(c))
+        return (True, -abs((c.validity_start + (c.validity_stop - c.validity_start) / 2) - centre), *_newest_key(c))
+
+    return _one([c for c in entries if covers(c, w)], key)
 
 
 def overlap(c: Candidate, w: Window) -> timedelta:

@@ -17,12 +17,13 @@ keeps it waiting.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from events.models import ProductCataloged
-from events.processing import JobInput, JobReady
+from events.processing import JobInput, JobOutput, JobReady, JobTask
 from shared.processing.config import ProcessingConfig, Processor, TriggerRule
 from shared.processing.inputs import InputSelection, select_inputs_with
 from shared.processing.joborder import build_job_order
@@ -36,7 +37,7 @@ from shared.processing.queries import (
     objects_starting_between,
     session_objects,
 )
-from shared.processing.tasktable import Alternative
+from shared.processing.tasktable import Alternative, Destination, Output
 from shared.processing.triggers import (
     coverage_gaps,
     datastrip_of_granule,
@@ -53,6 +54,8 @@ from shared.products.naming import UnknownProduct, recognise
 
 WORKDIR_ROOT = "/data/localWD"  # where the generic IPF interface runs jobs (reference process.workingDir)
 TIMER = "timer"
+# Outputs some task tables declare with a DB destination that are not products: the .LIST file, reports.
+NOT_PRODUCTS = frozenset({"LIST", "RPT"})
 
 
 def utc_now() -> datetime:
@@ -323,9 +326,30 @@ class Preparation:
             job_order=order.to_xml().decode(),
             workdir=workdir,
             inputs=inputs,
+            pools=tuple(
+                tuple(JobTask(name=t.name, version=t.version, binary=t.file_name) for t in pool.tasks)
+                for pool in processor.table.pools
+            ),
+            outputs=tuple(
+                JobOutput(file_type=o.file_type, mandatory=o.mandatory, pattern=f"^.*{re.escape(o.file_type)}.*$")
+                for o in _database_outputs(processor)
+            ),
             image=s.image,
             resources=dict(s.resources),
+            max_time_s=s.max_time_s or processor.table.max_time_s or None,
         )
+
+
+def _database_outputs(processor: Processor) -> list[Output]:
+    """The outputs a job hands on (DB or DBPROC destination), once per file type, mandatory if any says so."""
+    by_type: dict[str, Output] = {}
+    for task in processor.table.tasks:
+        for o in task.outputs:
+            if o.destination is Destination.PROC or o.file_type in NOT_PRODUCTS:
+                continue
+            known = by_type.get(o.file_type)
+            by_type[o.file_type] = o if known is None or (o.mandatory and not known.mandatory) else known
+    return list(by_type.values())
 
 
 def _slice_identity(name: str) -> str:

@@ -8,7 +8,11 @@ loading every auxiliary file of a type. Tests prove both forms choose the same e
 Mapping of a catalog row to a :class:`~shared.processing.policies.Candidate`: validity start/stop are the
 product's validity; the *creation date* is the catalog's ``publication_time`` — the time the entry was
 made, which is what the reference's ``creationTime`` (Elasticsearch insertion) was. Rows without a
-validity cannot be placed in time and are never selected.
+validity start cannot be placed in time and are never selected. A row without a validity stop is valid
+until further notice (S1 AUX_CAL): its stop is +infinity, as in the pure form (``OPEN_END``), so the
+conditions accept ``validity_stop IS NULL`` wherever a stop would be late enough, orderings put NULL
+after every finite stop (``validity_stop IS NULL`` first, portable on both backends, whose NULL orders
+differ), and the stop-ranked policies look for open-ended rows on their own before the indexed query.
 
 Where a policy ranks by time arithmetic (BestCentredCover, LargestOverlap) the query compares exact
 integer microseconds (SQLite) or exact intervals (PostgreSQL). BestCentredCover compares doubled
@@ -33,10 +37,12 @@ from shared.catalog.database import CatalogDatabase
 from shared.processing.policies import POLICIES, Candidate, UnknownPolicy, Window, full_coverage
 
 _COLUMNS = "name, validity_start, validity_stop, publication_time, product_type"
-_IN_ORDER = " ORDER BY validity_start, validity_stop, name"
+# A NULL stop is +infinity: after every finite stop (SQLite sorts NULL first, PostgreSQL last: be explicit).
+_IN_ORDER = " ORDER BY validity_start, validity_stop IS NULL, validity_stop, name"
 _NEWEST = "publication_time DESC, name DESC"
-_COVER = " AND validity_start <= {p} AND validity_stop >= {p}"
-_INTERSECT = " AND validity_start < {p} AND validity_stop > {p}"
+_COVER = " AND validity_start <= {p} AND (validity_stop >= {p} OR validity_stop IS NULL)"
+_INTERSECT = " AND validity_start < {p} AND (validity_stop > {p} OR validity_stop IS NULL)"
+_OPEN = " AND validity_stop IS NULL"
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +152,10 @@ class CatalogSelection:
         if name == "LatestStartValidity":
             return scope.rows(f" ORDER BY validity_start DESC, {_NEWEST} LIMIT 1")
         if name == "LatestStopValidity":
-            return scope.rows(f" ORDER BY validity_stop DESC, {_NEWEST} LIMIT 1")
+            # An open end is the latest stop of all; else the indexed latest finite stop.
+            return scope.rows(f"{_OPEN} ORDER BY {_NEWEST} LIMIT 1") or scope.rows(
+                f" AND validity_stop IS NOT NULL ORDER BY validity_stop DESC, {_NEWEST} LIMIT 1"
+            )
         if name == "LatestValCoverClosest":
             return scope.rows(_COVER + f" ORDER BY validity_start DESC, {_NEWEST} LIMIT 1", ws, we)
         if name == "LatestValidityClosest":
@@ -168,7 +177,7 @@ class _Scope:
     def __init__(self, selection: CatalogSelection, types: tuple[str, ...], satellite: str | None) -> None:
         self._selection = selection
         marks = ", ".join("{p}" for _ in types)
-        self._where = f" WHERE product_type IN ({marks}) AND validity_start IS NOT NULL AND validity_stop IS NOT NULL"
+        self._where = f" WHERE product_type IN ({marks}) AND validity_start IS NOT NULL"
         self._params: list[Any] = list(types)
         if satellite is not None:
             self._where += " AND (satellite = {p} OR satellite IS NULL)"
@@ -176,7 +185,7 @@ class _Scope:
 
     def _candidates(self, rows: list[tuple[Any, ...]]) -> list[Candidate]:
         t = self._selection.time_value
-        return [Candidate(r[0], t(r[1]), t(r[2]), t(r[3]), r[4]) for r in rows]
+        return [Candidate(r[0], t(r[1]), None if r[2] is None else t(r[2]), t(r[3]), r[4]) for r in rows]
 
     def rows(self, tail: str, *params: Any) -> list[Candidate]:
         sql = f"SELECT {_COLUMNS} FROM products{self._where}{tail}"
@@ -195,6 +204,8 @@ class _Scope:
         c = self._selection.time_param(centre)
         before = self.rows(f" AND {column} < {{p}} ORDER BY {column} DESC, {_NEWEST} LIMIT 1", c)
         after = self.rows(f" AND {column} >= {{p}} ORDER BY {column} ASC, {_NEWEST} LIMIT 1", c)
+        if not after and column == "validity_stop":
+            after = self.rows(f"{_OPEN} ORDER BY {_NEWEST} LIMIT 1")  # open-ended: the furthest after
         if not before or not after:
             return before or after
         at = (lambda e: e.validity_start) if column == "validity_start" else (lambda e: e.validity_stop)
@@ -211,18 +222,21 @@ class _Scope:
         else:
             distance = "abs(extract(epoch FROM validity_start - {p}) + extract(epoch FROM validity_stop - {p}))"
             centre_params = (ws, we)
-        return self.rows(_COVER + f" ORDER BY {distance} ASC, {_NEWEST} LIMIT 1", ws, we, *centre_params)
+        # An open-ended entry's centre is infinitely far: after every finite one, then the newest.
+        order = f" ORDER BY validity_stop IS NULL, {distance} ASC, {_NEWEST} LIMIT 1"
+        return self.rows(_COVER + order, ws, we, *centre_params)
 
     def largest_overlap(self, w: Window) -> list[Candidate]:
         s = self._selection
         ws, we = s.time_param(w.start), s.time_param(w.stop)
         dialect = s._dialect
         if dialect.start_us is not None:
-            length = f"min({dialect.stop_us}, {{p}}) - max({dialect.start_us}, {{p}})"
-            length_params: tuple[Any, ...] = (_micros(w.stop), _micros(w.start))
+            # An open end reaches W.stop (SQLite's min() of a NULL is NULL: coalesce it first).
+            length = f"min(coalesce({dialect.stop_us}, {{p}}), {{p}}) - max({dialect.start_us}, {{p}})"
+            length_params: tuple[Any, ...] = (_micros(w.stop), _micros(w.stop), _micros(w.start))
         else:
-            length = "LEAST(validity_stop, {p}) - GREATEST(validity_start, {p})"
-            length_params = (we, ws)
+            length = "LEAST(COALESCE(validity_stop, {p}), {p}) - GREATEST(validity_start, {p})"
+            length_params = (we, we, ws)
         return self.rows(_INTERSECT + f" ORDER BY {length} DESC, {_NEWEST} LIMIT 1", we, ws, *length_params)
 
 

@@ -27,7 +27,10 @@ def _header(product: ProductName, root: Element, draft: Draft) -> None:
     if fixed is None:
         return
     draft.start = time_of(first_text(fixed, "Validity_Start")) or draft.start
-    draft.stop = time_of(first_text(fixed, "Validity_Stop")) or draft.stop
+    stop = first_text(fixed, "Validity_Stop")
+    if stop is not None and stop.removeprefix("UTC=").startswith("9999-"):
+        stop = None  # "UTC=9999-99-99T99:99:99": open-ended (MPL_ORBSCT)
+    draft.stop = time_of(stop) or draft.stop
     # "Sentinel-1A"; S2/S1 files for both units write "Sentinel-2" / "Sentinel1" (then the name decides).
     mission = re.fullmatch(r"(?i)sentinel-?([123])([A-D])?", first_text(fixed, "Mission") or "")
     if mission:

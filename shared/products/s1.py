@@ -131,6 +131,7 @@ _AUX_VALIDITY = (
     re.compile(rf"^(?P<start>{_T})_(?P<stop>{_T})_\d{{4}}$"),  # MPL_ORBPRE: <start>_<stop>_<version>
     re.compile(rf"(?:^|_)(?P<start>{_T})$"),  # AUX_OBMEMC: <site>_<validity start>
 )
+_OPEN_END = "99999999T999999"
 _AUX_PACKAGING = {"SAFE": ("SAFE", MANIFEST), "EOF": ("EOF", None), "XML": ("XML", None)}
 
 
@@ -141,7 +142,9 @@ def _build_aux(name: str, m: re.Match[str]) -> ProductName:
         v = pattern.search(rest)
         if v is not None:
             start = name_time(v["start"])
-            stop = name_time(v["stop"]) if "stop" in v.groupdict() and v["stop"] else None
+            stop_text = v["stop"] if "stop" in v.groupdict() else None
+            # 99999999T999999: open-ended (real MPL_ORBSCT names)
+            stop = name_time(stop_text) if stop_text and stop_text != _OPEN_END else None
             break
     extra: list[tuple[str, str]] = []
     generation = re.search(rf"(?:^|_)G({_T})(?:_|$)", rest)

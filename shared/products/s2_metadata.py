@@ -73,6 +73,10 @@ def _tile(product: ProductName, root: Element, draft: Draft) -> None:
         draft.set("granuleIdentifier", tile_id)
         tile = re.search(r"_T(\d{2}[A-Z]{3})(?:_|$)", tile_id)
         draft.set("tileId", tile[1] if tile else None)
+    # L1A/L1B granules (same handler) name themselves GRANULE_ID and carry their DETECTOR_ID.
+    if not tile_id:
+        draft.set("granuleIdentifier", first_text(root, "GRANULE_ID"))
+    draft.set("detectorId", first_text(root, "DETECTOR_ID"))
     draft.set("datastripId", first_text(root, "DATASTRIP_ID"))
     if product.product_type.endswith("_TL"):
         sensing = time_of(first_text(root, "SENSING_TIME"))

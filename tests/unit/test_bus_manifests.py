@@ -89,6 +89,10 @@ def test_repository_manifests_load() -> None:
         "ingest-inbox-objects": (4, False),
         "catalog-ingested-products": (2, False),
         "prepare-cataloged-products": (2, False),
+        "catalog-completed-jobs": (2, False),
+        "launch-ready-jobs": (None, False),
+        "launch-run-outcomes": (None, False),
+        "launch-kubernetes-changes": (4, False),
     }
 
 

@@ -19,7 +19,15 @@ from events import (
     to_http,
 )
 from events.naming import ROUTING_EXTENSIONS
-from events.processing import JobInput, JobReady
+from events.processing import (
+    FailureReason,
+    JobCompleted,
+    JobFailed,
+    JobInput,
+    JobReady,
+    ProducedProduct,
+    TaskRun,
+)
 from events.schemas import SCHEMA_DIR, render
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -32,6 +40,11 @@ PRODUCT = ProductIdentity(
     level="L1",
     family="L1_SLICE",
 )
+RUN = dict(
+    run_id="0123", job_key="s1-l1-iw:S1A_IW_RAW__0SDV", processor="s1-l1-iw", task_table="IW_RAW__0_SLC__1_GRDH_1.xml",
+    processor_name="IW_RAW__0_SLC__1_GRDH_1", processor_version="3.52", mission="S1", satellite="A",
+    inputs=("S1A_IW_RAW__0SDV",), tasks=(TaskRun(name="PSC", exit_code=0, seconds=1.0),), started=NOW, finished=NOW,
+)  # fmt: skip
 EXAMPLES = [
     ObjectCreated(store="seaweedfs", bucket="rs-inbox", key="a/b.txt", size=3, etag="abc", event_time=NOW),
     ProductIngested(
@@ -77,6 +90,28 @@ EXAMPLES = [
         workdir="/data/work",
         inputs=(JobInput(name=PRODUCT.name, product_type="IW_RAW__0S", bucket="b", key="k/", local_path="in/"),),
         image="refsys/ipf-simulator:0.1",
+    ),
+    JobCompleted(
+        **RUN,
+        outputs=(
+            ProducedProduct(
+                name=PRODUCT.name, product_type="IW_GRDH_1S", bucket="rs-inbox", key=PRODUCT.name + "/", size=10
+            ),
+        ),
+        warnings=("task LPC2 exited 5 (warning)",),
+        durations={"download": 0.1, "processing": 1.0, "upload": 0.1, "total": 1.2},
+        bytes_downloaded=10,
+        bytes_uploaded=10,
+    ),
+    JobFailed(
+        **RUN,
+        reason=FailureReason.TASK_ERROR,
+        message="task PSC failed (exit 139)",
+        exit_code=139,
+        task="PSC",
+        log_tail=("... [E] segmentation fault",),
+        workdir_bucket="rs-failed-workdir",
+        workdir_key="0123/",
     ),
 ]
 

@@ -8,15 +8,19 @@ from functools import cache
 from typing import Any
 
 import jsonschema
+import kubernetes_validate
 import pytest
 import yaml
 
+from shared.bus.filters import matches
 from shared.bus.manifests import load_topology
 from tests.conftest import REPO_ROOT, SAMPLES
 
 KNATIVE = REPO_ROOT / "knative"
 CRDS = SAMPLES.parent / "schemas" / "knative"
-CORE_KINDS = {("v1", "Namespace")}  # Kubernetes built-ins: no CRD to check against
+# Kubernetes built-ins: no CRD, checked against the Kubernetes OpenAPI schema (kubernetes-validate, offline).
+CORE_API_VERSIONS = {"v1", "rbac.authorization.k8s.io/v1", "batch/v1"}
+K8S_VERSION = "1.33.0"
 
 
 def documents() -> list[dict[str, Any]]:
@@ -67,8 +71,57 @@ def validate(doc: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("doc", documents(), ids=lambda d: f"{d['kind']}/{d['metadata']['name']}")
 def test_every_manifest_validates_against_its_crd(doc: dict[str, Any]) -> None:
-    if (doc["apiVersion"], doc["kind"]) not in CORE_KINDS:
+    if doc["apiVersion"] in CORE_API_VERSIONS:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    else:
         validate(doc)
+
+
+def test_a_misspelt_rbac_field_is_caught() -> None:
+    role = copy.deepcopy(next(d for d in documents() if d["kind"] == "Role"))
+    role["rules"][0]["verb"] = role["rules"][0].pop("verbs")
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(role, K8S_VERSION, strict=True)
+
+
+def test_the_jobs_watch_sees_what_the_runs_are_labelled_with_and_may_only_read() -> None:
+    from shared.processing.kubernetes import COMPONENT, COMPONENT_LABEL
+
+    docs = documents()
+    source = next(d for d in docs if d["kind"] == "ApiServerSource")
+    assert source["spec"]["mode"] == "Resource"
+    watched = {(r["apiVersion"], r["kind"]): r["selector"]["matchLabels"] for r in source["spec"]["resources"]}
+    assert watched == {("batch/v1", "Job"): {COMPONENT_LABEL: COMPONENT}, ("v1", "Pod"): {COMPONENT_LABEL: COMPONENT}}
+    account = source["spec"]["serviceAccountName"]
+    binding = next(d for d in docs if d["kind"] == "RoleBinding" and d["subjects"][0]["name"] == account)
+    role = next(d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == binding["roleRef"]["name"])
+    assert {verb for rule in role["rules"] for verb in rule["verbs"]} == {"get", "list", "watch"}
+
+
+def test_launch_runs_as_its_account_and_the_jobs_as_theirs() -> None:
+    from shared.settings import Settings
+
+    docs = documents()
+    accounts = {d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount"}
+    launch = load_topology(KNATIVE).services["launch"]
+    assert launch.raw["spec"]["template"]["spec"]["serviceAccountName"] in accounts
+    assert launch.env["REFSYS_RUNNER"] == "kubernetes"
+    assert Settings().job_service_account in accounts
+
+
+def test_job_events_reach_launch_and_kubernetes_changes_its_kubernetes_path() -> None:
+    topology = load_topology(KNATIVE)
+
+    def subscribers(attributes: dict[str, str]) -> set[str]:
+        return {str(t.subscriber) for t in topology.triggers.values() if matches(t, attributes)}
+
+    for verb in ("ready", "completed", "failed"):
+        assert "Service/launch" in subscribers({"type": f"org.refsys.job.{verb}.v1", "source": "/x"})
+    change = {"type": "dev.knative.apiserver.resource.update", "source": "https://10.96.0.1:443",
+              "refsyswatch": "processing-runs", "kind": "Job"}  # fmt: skip
+    assert subscribers(change) == {"Service/launch/kubernetes"}
+    assert subscribers({**change, "type": "dev.knative.apiserver.resource.delete"}) == set()
+    assert subscribers({**change, "refsyswatch": "other"}) == set()
 
 
 def test_a_misspelt_field_is_caught() -> None:

@@ -127,3 +127,105 @@ def test_joborder_refuses_a_malformed_param(tmp_path: Path, capsys: pytest.Captu
     inputs.write_text(inputs.read_text().replace("AUX_X", "AUX_POE"))
     assert run(["joborder", OBS, *WINDOW, "--inputs", str(inputs), "--param", "novalue"]) == 2
     assert "NAME=VALUE" in capsys.readouterr().err
+
+
+# S1 L1 IW: SLICING and NON_SLICING variants of the IW_RAW__0C/0N inputs, 0A for SLICING only, orbits
+# named AUX_POE/AUX_RES/AUX_PRE in the table and AUX_POEORB/AUX_RESORB/AUX_PREORB in the catalog.
+S1_L1 = Path(__file__).parents[2] / "shared/processing/config/tasktables/IW_RAW__0_SLC__1_GRDH_1.xml"
+SLICE = ["--start", "2024-05-01T10:00:00Z", "--stop", "2024-05-01T10:00:25Z"]
+OPEN_CAL = "S1A_AUX_CAL_V20171017T080000_G20171013T101200.SAFE"  # no validity stop: valid until further notice
+
+
+def s1_l1_inputs(tmp_path: Path) -> Path:
+    around = ("2024-05-01T09:59:00Z", "2024-05-01T10:01:00Z", "2024-05-01T11:00:00Z")
+    years = ("2017-01-01T00:00:00Z", "2030-01-01T00:00:00Z", "2017-01-01T00:00:00Z")
+    cal = entry(OPEN_CAL, "2017-10-17T08:00:00Z", "", "2017-10-13T10:12:00Z", "AUX_CAL")
+    cal["validityStop"] = None  # type: ignore[assignment]
+    return write(
+        tmp_path,
+        [
+            entry("SLICE", "2024-05-01T10:00:00Z", "2024-05-01T10:00:25Z", "2024-05-01T11:00:00Z", "IW_RAW__0S"),
+            *(entry(f"RAW_{t}", *around, f"IW_RAW__0{t}") for t in "CNA"),
+            *(entry(t, *years, t) for t in ("AUX_PP1", "AUX_INS")),
+            cal,
+            entry("RESORB", "2024-05-01T08:00:00Z", "2024-05-01T12:00:00Z", "2024-05-01T12:00:00Z", "AUX_RESORB"),
+        ],
+    )
+
+
+def job_order(out: str) -> tuple[list[str], dict[str, str], dict[str, str]]:
+    """The first task's input file types, every Time_Interval stop by file, the dynamic parameters."""
+    root = parse_xml(out.encode())
+    first = next(root.iter("Ipf_Proc"))
+    types = [i.findtext("File_Type") or "" for i in first.iter("Input")]
+    stops = {t.findtext("File_Name") or "": t.findtext("Stop") or "" for t in root.iter("Time_Interval")}
+    params = {p.findtext("Name") or "": p.findtext("Value") or "" for p in root.iter("Dynamic_Processing_Parameter")}
+    params |= {p.findtext("Name") or "": p.findtext("Value") or "" for p in root.iter("Processing_Parameter")}
+    return types, stops, params
+
+
+@pytest.fixture(autouse=True)
+def default_processing_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REFSYS_PROCESSING_CONFIG_DIR", raising=False)
+
+
+@pytest.mark.parametrize("mode", [[], ["--mode", "SLICING"], ["--mode", "slicing"]])
+def test_joborder_s1_l1_takes_the_configured_slicing_mode_and_type_aliases(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mode: list[str]
+) -> None:
+    # processors.yaml: s1-l1-iw runs this table in SLICING mode with AUX_RES -> AUX_RESORB.
+    assert run(["joborder", str(S1_L1), *SLICE, "--inputs", str(s1_l1_inputs(tmp_path)), *mode]) == 0
+    types, stops, params = job_order(capsys.readouterr().out)
+    assert types == ["IW_RAW__0S", "IW_RAW__0C", "IW_RAW__0N", "IW_RAW__0A", "AUX_PP1", "AUX_CAL", "AUX_INS", "AUX_RES"]
+    assert params["Slicing_Flag"] == "TRUE" and "Processing_Mode" not in params
+    assert stops["/data/localWD/job/RESORB"] == "20240501_120000000000"
+    assert stops[f"/data/localWD/job/{OPEN_CAL}"] == "99991231_235959999999"  # open-ended: selected, no stop
+
+
+def test_joborder_non_slicing_drops_the_slicing_inputs_and_clears_the_slicing_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["joborder", str(S1_L1), *SLICE, "--inputs", str(s1_l1_inputs(tmp_path)), "--mode", "NON_SLICING"]
+    assert run(argv) == 0
+    types, _, params = job_order(capsys.readouterr().out)
+    assert types == ["IW_RAW__0S", "IW_RAW__0C", "IW_RAW__0N", "AUX_PP1", "AUX_CAL", "AUX_INS", "AUX_RES"]
+    assert params["Slicing_Flag"] == "FALSE"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--mode", "NRT"], "--mode NRT matches none of the production modes of IW_RAW__0_SLC__1_GRDH_1.xml's"),
+        (["--mode", "ALWAYS"], "(NON_SLICING, SLICING): choose one of them"),
+        (["--mode", "SLICING", "--param", "Slicing_Flag=FALSE"], "contradicts --mode SLICING"),
+        (["--processor", "s9-nothing"], "--processor 's9-nothing' is not configured"),
+        (["--alias", "AUX_RES"], "--alias 'AUX_RES' is not TYPE=CATALOGTYPE"),
+    ],
+)
+def test_joborder_refuses_a_mode_the_table_does_not_use_and_inconsistent_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    assert run(["joborder", str(S1_L1), *SLICE, "--inputs", str(s1_l1_inputs(tmp_path)), *extra]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert message in captured.err
+
+
+def test_joborder_an_unconfigured_table_with_mode_specific_inputs_needs_a_mode_and_takes_aliases(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = tmp_path / "my_s1_l1.xml"
+    table.write_bytes(S1_L1.read_bytes())
+    argv = ["joborder", str(table), *SLICE, "--inputs", str(s1_l1_inputs(tmp_path))]
+    assert run(argv) == 2  # no mode: both variants of IW_RAW__0C/0N would be listed
+    assert "my_s1_l1.xml has inputs for production modes NON_SLICING, SLICING: choose one with --mode" in (
+        capsys.readouterr().err
+    )
+    assert run([*argv, "--mode", "SLICING"]) == 0
+    types, _, _ = job_order(capsys.readouterr().out)
+    assert "AUX_RES" not in types  # no aliases: the AUX_RESORB file is not an AUX_RES (optional input)
+    assert run([*argv, "--mode", "SLICING", "--alias", "AUX_RES=AUX_RESORB"]) == 0
+    assert job_order(capsys.readouterr().out)[0][-1] == "AUX_RES"
+    assert run([*argv, "--processor", "s1-l1-iw"]) == 0  # that processor's mode and aliases
+    types, _, params = job_order(capsys.readouterr().out)
+    assert types[-1] == "AUX_RES" and params["Slicing_Flag"] == "TRUE"

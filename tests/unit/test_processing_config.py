@@ -118,7 +118,7 @@ def test_coverage_gaps_honour_the_tolerance() -> None:
     assert coverage_gaps([], at(0), at(5), 0) == [(at(0), at(5))]
 
 
-def test_job_ready_has_a_deterministic_id_and_routes_by_mission() -> None:
+def test_job_ready_has_a_deterministic_id_and_routes_by_mission_and_processor() -> None:
     fields: dict[str, Any] = dict(
         job_key="s1-aiop:L1", processor="s1-aiop", task_table="t.xml", processor_name="P", processor_version="1",
         mission="S1", window_start=T, window_stop=T, timed_out=False, job_order="<x/>", workdir="/w", inputs=(),
@@ -126,4 +126,4 @@ def test_job_ready_has_a_deterministic_id_and_routes_by_mission() -> None:
     )  # fmt: skip
     assert JobReady(**fields).event_id() == JobReady(**fields).event_id()
     assert JobReady.TYPE == "org.refsys.job.ready.v1"
-    assert JobReady(**fields).routing() == {"mission": "S1"}
+    assert JobReady(**fields).routing() == {"mission": "S1", "processor": "s1-aiop"}

@@ -2,11 +2,13 @@
 
 The brute force works on integer seconds and states each single-result policy as "the chosen entry
 qualifies and no other qualifying entry is strictly better", so it shares no code with the policies.
-Times are drawn from a small grid so ties, touching bounds and duplicates are common.
+Times are drawn from a small grid so ties, touching bounds and duplicates are common. Some entries are
+open-ended (no validity stop: valid until further notice); the brute force reads their stop as +infinity.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -14,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.processing.policies import POLICIES, Candidate, UnknownPolicy, select
+from shared.processing.policies import OPEN_END, POLICIES, Candidate, UnknownPolicy, select
 
 EPOCH = datetime(2024, 5, 1, tzinfo=UTC)
 
@@ -23,8 +25,9 @@ def at(seconds: int) -> datetime:
     return EPOCH + timedelta(seconds=seconds)
 
 
-def secs(value: datetime) -> int:
-    return int((value - EPOCH).total_seconds())
+def secs(value: datetime) -> float:
+    """Seconds on the grid; an open end (no validity stop) is +infinity."""
+    return math.inf if value == OPEN_END else int((value - EPOCH).total_seconds())
 
 
 Raw = tuple[int, int, int]  # validity start, validity stop, creation (seconds on the grid)
@@ -34,12 +37,12 @@ Raw = tuple[int, int, int]  # validity start, validity stop, creation (seconds o
 def scenarios(draw: st.DrawFn) -> tuple[list[Candidate], int, int, int, int]:
     raws = draw(
         st.lists(
-            st.tuples(st.integers(0, 12), st.integers(0, 8), st.integers(0, 4)),
+            st.tuples(st.integers(0, 12), st.integers(0, 9), st.integers(0, 4)),
             max_size=10,
         )
     )
-    entries = [
-        Candidate(f"E{n:02d}", at(start), at(start + length), at(100 + created), "AUX_X")
+    entries = [  # a length of 9 stands for an open end
+        Candidate(f"E{n:02d}", at(start), None if length == 9 else at(start + length), at(100 + created), "AUX_X")
         for n, (start, length, created) in enumerate(raws)
     ]
     start = draw(st.integers(0, 12))
@@ -49,7 +52,7 @@ def scenarios(draw: st.DrawFn) -> tuple[list[Candidate], int, int, int, int]:
     return entries, start, stop, t0, t1
 
 
-def raw(c: Candidate) -> tuple[int, int, int, str]:
+def raw(c: Candidate) -> tuple[float, float, float, str]:
     return secs(c.validity_start), secs(c.validity_stop), secs(c.creation_date), c.name
 
 
@@ -215,3 +218,39 @@ def test_every_documented_policy_is_registered_and_unknown_ones_are_refused() ->
     assert select("LatestValIntersect  ", [], at(0), at(1)) == []  # trailing spaces, as in real tables
     with pytest.raises(UnknownPolicy, match="Nearest"):
         select("Nearest", [], at(0), at(1))
+
+
+AUX_CAL = "S1A_AUX_CAL_V20171017T080000_G20171013T101200.SAFE"  # validity start only: valid until further notice
+
+
+def test_an_open_ended_validity_covers_and_intersects_every_later_window() -> None:
+    cal = Candidate(AUX_CAL, at(0), None, at(-100), "AUX_CAL")
+    assert cal.open_ended and cal.validity_stop == OPEN_END
+    years_later = 10 * 365 * 86_400
+    for policy in ("ValCover", "LatestValCover", "ValIntersect", "LatestValIntersect", "LatestValidity",
+                   "ValIntersectWithoutDuplicates", "LatestValCoverClosest", "FullCoverage", "BestCentredCover",
+                   "LargestOverlap", "LatestValCoverLatestValidity", "LatestStopValidity",
+                   "ClosestStopValidity"):  # fmt: skip
+        assert select(policy, [cal], at(years_later), at(years_later + 60)) == [cal], policy
+        assert select(policy, [cal], at(0), at(60)) == [cal], policy
+    assert select("ValIntersect", [cal], at(-60), at(0)) == []  # ends at its start: strict intersection
+    assert select("ValCover", [cal], at(-1), at(60)) == []  # starts after the window does
+
+
+def test_an_open_end_ranks_as_the_latest_and_furthest_stop() -> None:
+    cal = Candidate("OPEN", at(0), None, at(100))
+    older_open = Candidate("OPEN_OLD", at(5), None, at(50))
+    finite = Candidate("FINITE", at(0), at(1000), at(200))
+    assert select("LatestStopValidity", [finite, cal, older_open], at(10), at(20)) == [cal]
+    assert select("ValIntersect", [cal, finite], at(10), at(20)) == [finite, cal]  # open sorts after
+    # Closest stop: the finite one wins however far; the open end only when there is nothing else.
+    assert select("ClosestStopValidity", [cal, finite], at(10), at(20)) == [finite]
+    assert select("ClosestStopValidity", [older_open, cal], at(10), at(20)) == [cal]  # then the newest
+    # Best centred cover: an open-ended centre is infinitely far; among open ends, the newest.
+    assert select("BestCentredCover", [cal, finite], at(10), at(20)) == [finite]
+    assert select("BestCentredCover", [older_open, cal], at(10), at(20)) == [cal]
+    assert select("LargestOverlap", [cal, Candidate("SHORT", at(0), at(15), at(300))], at(10), at(20)) == [cal]
+    assert select("FullCoverage", [Candidate("A", at(0), at(10), at(1)), older_open], at(0), at(90)) == [
+        Candidate("A", at(0), at(10), at(1)),
+        older_open,
+    ]
