@@ -85,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="start the platform, ingest synthetic products and query them")
     demo.add_argument("--exit", action="store_true", help="stop when done; exit 0 only if every product was cataloged")
     demo.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the products (default 120)")
+    demo.add_argument("--chain", choices=("s1", "s2", "s3"), help="run one processing chain from its uploads instead")
     demo.set_defaults(command=_demo)
 
     deadletter = commands.add_parser("deadletter", help="list dead-lettered events, or restart them")
@@ -133,6 +134,10 @@ def _demo(args: argparse.Namespace) -> int:
     from shared.platform.embedded import PlatformAlreadyRunning
 
     try:
+        if args.chain:
+            from shared.platform.demo import run_chain_demo
+
+            return run_chain_demo(args.data_dir, args.chain, exit_when_done=args.exit, timeout=max(args.timeout, 300))
         return run_demo(args.data_dir, exit_when_done=args.exit, timeout=args.timeout)
     except PlatformAlreadyRunning as exc:
         print(f"refsys: {exc}", file=sys.stderr)

@@ -7,12 +7,12 @@ from functools import lru_cache
 import flask
 import functions_framework
 
-from events import ProductIngested
+from events import EventData, ProductCataloged, ProductIngested
 from events.processing import JobCompleted
 from shared import ports
 from shared.catalog.api import handle_query
 from shared.catalog.cataloging import Cataloguer
-from shared.processing.lineage import LineageStore
+from shared.processing.lineage import LineageStore, mark_produced
 from shared.runtime import event_endpoint
 from shared.settings import get_settings
 
@@ -22,11 +22,17 @@ def _lineage() -> LineageStore:
     return LineageStore(get_settings().catalog_url)
 
 
-def _on(event: ProductIngested | JobCompleted) -> object:
+def _on(event: ProductIngested | JobCompleted) -> EventData | None:
+    # A run's event and its outputs' ingestion come in either order: each marks what the other left.
     if isinstance(event, JobCompleted):
         _lineage().record(event)
+        for output in event.outputs:
+            mark_produced(ports.catalog(), _lineage(), output.name)
         return None
-    return Cataloguer(ports.object_store(), ports.catalog(), get_settings()).on_product_ingested(event)
+    reply = Cataloguer(ports.object_store(), ports.catalog(), get_settings()).on_product_ingested(event)
+    if isinstance(reply, ProductCataloged):
+        mark_produced(ports.catalog(), _lineage(), reply.product.name)
+    return reply
 
 
 _on_event = event_endpoint("catalog", _on, accepts=(ProductIngested, JobCompleted), processed=ports.processed_events)

@@ -1,6 +1,9 @@
 """odata: the PRIP OData v4 API of the catalog at /odata/v1 (queries and downloads over HTTP)."""
 
+from __future__ import annotations
+
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import flask
 import functions_framework
@@ -9,6 +12,9 @@ from shared import ports
 from shared.catalog.odata.auth import verifier_from_settings
 from shared.catalog.odata.service import ODataService
 from shared.settings import get_settings
+
+if TYPE_CHECKING:
+    from shared.processing.lineage import LineageStore
 
 
 @lru_cache(maxsize=1)
@@ -22,7 +28,15 @@ def _service() -> ODataService:
         ports.object_store,
         verifier=verifier,
         download_expiry_seconds=settings.odata_download_url_expiry_seconds,
+        lineage=_lineage,
     )
+
+
+@lru_cache(maxsize=1)
+def _lineage() -> LineageStore:
+    from shared.processing.lineage import LineageStore
+
+    return LineageStore(get_settings().catalog_url)
 
 
 @functions_framework.http

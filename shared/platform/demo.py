@@ -55,6 +55,49 @@ def run_demo(data_dir: Path, *, exit_when_done: bool, timeout: float = 120.0, co
             platform.stop()
 
 
+def run_chain_demo(data_dir: Path, chain: str, *, exit_when_done: bool, timeout: float = 300.0) -> int:
+    """Start a platform, run one processing chain from its uploads, show its final products and their lineage.
+
+    Exit 0 only when the final level is cataloged with a lineage that reaches the uploads.
+    """
+    from shared.platform.client import RunningPlatform
+    from shared.processing.chains import ChainTimeout, run_chain
+    from shared.processing.lineage import LineageStore
+
+    console = Console()
+    platform = EmbeddedPlatform(data_dir)
+    platform.lock()
+    interrupt_on_sigterm()
+    with console.status("starting SeaweedFS, the broker and the functions..."):
+        platform.start()
+    try:
+        with console.status(f"chain {chain}: uploading, ingesting, processing..."):
+            try:
+                finals = run_chain(RunningPlatform.find(data_dir), chain, wait=True, timeout=timeout)
+            except ChainTimeout as exc:
+                console.print(f"[red]{exc}[/]")
+                return 1
+        lineage = LineageStore(platform.settings.catalog_url)
+        table = Table(title=f"chain {chain}: {len(finals)} final products")
+        for column in ("product", "made by", "from"):
+            table.add_column(column)
+        for name in finals:
+            made = lineage.produced(name) or {}
+            table.add_row(name, f"{made.get('processor')} {made.get('version')}", str(len(made.get("inputs", []))))
+        console.print(table)
+        console.print(f"Lineage: refsys lineage {finals[0]} --data-dir {data_dir}")
+        if exit_when_done:
+            return 0
+        console.print("[bold]Platform running.[/] Ctrl-C stops it.")
+        wait_until_interrupted()
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        with console.status("stopping..."):
+            platform.stop()
+
+
 def _upload_and_follow(
     platform: EmbeddedPlatform, products: list[Path], catalog_url: str, timeout: float, console: Console
 ) -> dict[str, dict[str, object]]:

@@ -51,6 +51,7 @@ class Chain:
     processors: tuple[str, ...]  # the configured processors it runs through, in order
     final_types: tuple[str, ...]  # the product types of its last level
     uploads: tuple[Upload, ...]
+    data: int = 1  # the first uploads are the chain's own data (the rest: auxiliary files)
 
 
 def _aux(types: tuple[str, ...], t: datetime, satellite: str = "A") -> tuple[Upload, ...]:
@@ -61,7 +62,8 @@ def chains(t: datetime) -> dict[str, Chain]:
     """The chains for sensing around ``t`` (whole seconds, UTC)."""
     s1_session = Upload("SESSION", t, t + timedelta(seconds=60), options={"chunks": 3, "channels": 2})
     s1_orbits = (
-        Upload("MPL_ORBPRE", t - timedelta(days=1), t + timedelta(days=6)),
+        # AIOP widens its window by 4 days before (T0 = 345600 s) to find the predicted orbit.
+        Upload("MPL_ORBPRE", t - timedelta(days=5), t + timedelta(days=2)),
         Upload("MPL_ORBSCT", t - YEAR, None),
         Upload("AUX_RESORB", t - timedelta(hours=1), t + timedelta(hours=2)),
         Upload("AUX_OBMEMC", t - YEAR, None),
@@ -77,7 +79,7 @@ def chains(t: datetime) -> dict[str, Chain]:
     )  # fmt: skip
     s3_l0 = Upload("OL_0_EFR___", t, t + timedelta(seconds=180))
     s3_aux = (
-        "AX___FRO_AX", "AX___OSF_AX", "AX___MF1_AX", "OL_1_INS_AX", "OL_1_CAL_AX", "OL_1_PRG_AX", "OL_1_CLUTAX",
+        "AX___FRO_AX", "AX___OSF_AX", "OL_1_INS_AX", "OL_1_CAL_AX", "OL_1_PRG_AX", "OL_1_CLUTAX",
         "AX___DEM_AX", "AX___LWM_AX", "AX___OOM_AX", "AX___CLM_AX", "AX___TRM_AX", "OL_1_EO__AX",
         "OL_2_PCP_AX", "OL_2_PPP_AX", "OL_2_WVP_AX", "OL_2_ACP_AX", "OL_2_OCP_AX", "OL_2_VGP_AX", "OL_2_CLP_AX",
     )  # fmt: skip
@@ -104,7 +106,18 @@ def chains(t: datetime) -> dict[str, Chain]:
                 Upload("AUX_ECMWFD", t - timedelta(hours=6), t + timedelta(hours=6), "_"),
             ),
         ),
-        "s3": Chain("s3", ("s3-ol1-nrt", "s3-ol2-nrt"), ("OL_2_LFR___", "OL_2_WFR___"), (s3_l0, *_aux(s3_aux, t))),
+        "s3": Chain(
+            "s3",
+            ("s3-ol1-nrt", "s3-ol2-nrt"),
+            ("OL_2_LFR___", "OL_2_WFR___"),
+            (
+                s3_l0,
+                Upload("TM_0_NAT___", t - timedelta(minutes=10), t + timedelta(minutes=10)),
+                *_aux(s3_aux, t),
+                # Meteo forecasts: OL1 wants 2 or 3 of them over its window and the 3 h after it.
+                *(Upload("AX___MF1_AX", t + timedelta(hours=h), t + timedelta(hours=h + 6)) for h in (-3, 3)),
+            ),
+        ),
     }
 
 
@@ -139,19 +152,25 @@ def run_chain(platform: RunningPlatform, name: str, *, wait: bool, timeout: floa
         # Auxiliary files first: the level-0 input then finds its jobs' inputs in the catalog.
         for path in sorted(products, key=lambda p: p.name == products[0].name):
             upload_product(store, inbox, path)
-    uploaded = {p.name for p in products}
+        data = data_names(products[: chain.data])
     if not wait:
-        return sorted(uploaded)
-    return wait_for_finals(platform.data_dir / "catalog.db", chain, uploaded, timeout)
+        return sorted(p.name for p in products)
+    return wait_for_finals(platform.data_dir / "catalog.db", chain, data, timeout)
+
+
+def data_names(products: list[Path]) -> set[str]:
+    """Catalog names of the chain's own data: a session folder's objects are products of their own."""
+    return {f.name for p in products for f in (sorted(p.iterdir()) if p.name.startswith("DCS_") else [p])}
 
 
 def wait_for_finals(catalog_db: Path, chain: Chain, uploaded: set[str], timeout: float) -> list[str]:
-    """The chain's final products once cataloged with a lineage reaching ``uploaded`` and nothing left to run."""
+    """The chain's final products once cataloged with a lineage reaching ``uploaded`` (the chain's own data),
+    and nothing of the chain left to run."""
     lineage = LineageStore(f"sqlite:///{catalog_db}")
     deadline = time.monotonic() + timeout
     while True:
         finals = [n for n in _cataloged(catalog_db, chain.final_types) if _leaves(lineage.tree(n)) & uploaded]
-        if finals and _quiet(catalog_db, chain.processors):
+        if finals and _quiet(catalog_db, chain):
             return sorted(finals)
         if time.monotonic() > deadline:
             raise ChainTimeout(f"chain {chain.name}: final products not cataloged within {timeout:.0f} s")
@@ -166,29 +185,30 @@ def _leaves(tree: dict[str, object]) -> set[str]:
 
 def _cataloged(catalog_db: Path, types: tuple[str, ...]) -> list[str]:
     marks = ", ".join("?" for _ in types)
-    with sqlite3.connect(catalog_db, timeout=10) as db:
-        rows = db.execute(f"SELECT name FROM products WHERE product_type IN ({marks})", types).fetchall()
+    try:
+        with sqlite3.connect(catalog_db, timeout=10) as db:
+            rows = db.execute(f"SELECT name FROM products WHERE product_type IN ({marks})", types).fetchall()
+    except sqlite3.OperationalError:  # no table yet: nothing cataloged
+        return []
     return [r[0] for r in rows]
 
 
-def _quiet(catalog_db: Path, processors: tuple[str, ...]) -> bool:
-    """No job of these processors waits, no run of theirs runs, and every output of their runs is cataloged."""
-    marks = ", ".join("?" for _ in processors)
+def _quiet(catalog_db: Path, chain: Chain) -> bool:
+    """No job of the chain waits, none of its runs runs, and every final product its runs made is cataloged."""
+    marks = ", ".join("?" for _ in chain.processors)
+    finals = " OR ".join("l.product_name LIKE ?" for _ in chain.final_types)
     with sqlite3.connect(catalog_db, timeout=10) as db:
         waiting = db.execute(
-            f"SELECT count(*) FROM processing_jobs WHERE state = 'waiting' AND processor IN ({marks})", processors
+            f"SELECT count(*) FROM processing_jobs WHERE state = 'waiting' AND processor IN ({marks})", chain.processors
         ).fetchone()[0]
-        ready = db.execute(
-            f"SELECT count(*) FROM processing_jobs WHERE state != 'waiting' AND processor IN ({marks})", processors
-        ).fetchone()[0]
-        runs = db.execute(
-            "SELECT count(*), sum(state = 'running') FROM processing_runs WHERE job_key IN"
+        running = db.execute(
+            "SELECT count(*) FROM processing_runs WHERE state = 'running' AND job_key IN"
             f" (SELECT job_key FROM processing_jobs WHERE processor IN ({marks}))",
-            processors,
-        ).fetchone()
-        uncataloged = db.execute(
-            "SELECT count(*) FROM product_lineage l WHERE l.processor IN"
-            f" ({marks}) AND NOT EXISTS (SELECT 1 FROM products p WHERE p.name = l.product_name)",
-            processors,
+            chain.processors,
         ).fetchone()[0]
-    return waiting == 0 and runs[0] >= ready and not runs[1] and uncataloged == 0
+        uncataloged = db.execute(
+            f"SELECT count(*) FROM product_lineage l WHERE l.processor IN ({marks}) AND ({finals})"
+            " AND NOT EXISTS (SELECT 1 FROM products p WHERE p.name = l.product_name)",
+            (*chain.processors, *(f"%{t}%" for t in chain.final_types)),
+        ).fetchone()[0]
+    return waiting == running == uncataloged == 0

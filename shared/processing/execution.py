@@ -384,6 +384,10 @@ class Run:
                 if lists:
                     progress.warnings.append(f"{path.name}: listed but not a declared output, not handed on")
                 continue
+            if not _product_type(path.name):  # an intermediate named after its type, not a product
+                if lists:
+                    progress.warnings.append(f"{path.name}: listed but not a product name, not handed on")
+                continue
             if not path.exists():
                 raise _Failure(FailureReason.MISSING_OUTPUT, f"{path.name} is listed but was not written")
             found.append(path)

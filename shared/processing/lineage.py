@@ -7,10 +7,14 @@ its tree is a leaf.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from events.processing import JobCompleted
 from shared.catalog.database import CatalogDatabase
+from shared.catalog.model import CatalogEntry
+from shared.catalog.store import CatalogStore
 
 _DDL = (
     """CREATE TABLE IF NOT EXISTS product_lineage (
@@ -99,3 +103,23 @@ class LineageStore:
             "taskTable": made["taskTable"],
             "inputs": [self.tree(i, depth + 1) for i in made["inputs"]],
         }
+
+
+def with_lineage(entry: CatalogEntry, produced: dict[str, Any]) -> CatalogEntry:
+    """``entry`` with the attributes saying which run made it (searchable like any attribute in OData)."""
+    attributes = {
+        **entry.attributes,
+        "processorName": produced["processor"],
+        "processorVersion": produced["version"],
+        "processingJob": produced["job"],
+        "processingTaskTable": produced["taskTable"],
+    }
+    return replace(entry, attributes=attributes, modification_time=datetime.now(UTC))
+
+
+def mark_produced(catalog: CatalogStore, lineage: LineageStore, name: str) -> None:
+    """Put the lineage attributes on ``name``'s catalog entry, when it has both (either may come first)."""
+    produced = lineage.produced(name)
+    entry = catalog.get_by_name(name) if produced is not None else None
+    if produced is not None and entry is not None and entry.attributes.get("processingJob") != produced["job"]:
+        catalog.upsert(with_lineage(entry, produced))

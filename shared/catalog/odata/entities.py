@@ -187,6 +187,8 @@ METADATA = f"""<?xml version="1.0" encoding="UTF-8"?>
 <Property Name="GeoFootprint" Type="Edm.Geography" SRID="4326"/>
 <NavigationProperty Name="Attributes" Type="Collection(OData.CSC.Attribute)"/>
 <NavigationProperty Name="Quicklooks" Type="Collection(OData.CSC.Quicklook)"/>
+<NavigationProperty Name="Inputs" Type="Collection(OData.CSC.Product)"/>
+<NavigationProperty Name="Outputs" Type="Collection(OData.CSC.Product)"/>
 </EntityType>
 <EntityType Name="Attribute" Abstract="true">
 <Key><PropertyRef Name="Name"/></Key>
@@ -217,6 +219,8 @@ METADATA = f"""<?xml version="1.0" encoding="UTF-8"?>
 <EntitySet Name="Products" EntityType="OData.CSC.Product">
 <NavigationPropertyBinding Path="Attributes" Target="Attributes"/>
 <NavigationPropertyBinding Path="Quicklooks" Target="Quicklooks"/>
+<NavigationPropertyBinding Path="Inputs" Target="Products"/>
+<NavigationPropertyBinding Path="Outputs" Target="Products"/>
 </EntitySet>
 <EntitySet Name="Attributes" EntityType="OData.CSC.Attribute" IncludeInServiceDocument="false"/>
 <EntitySet Name="Quicklooks" EntityType="OData.CSC.Quicklook" IncludeInServiceDocument="false"/>

@@ -8,6 +8,7 @@
 ``GET  /odata/v1/Products(<Id>)``                    one product ($expand, $select)
 ``GET  /odata/v1/Products(<Id>)/Attributes``         its typed attributes
 ``GET  /odata/v1/Products(<Id>)/Quicklooks``         its quicklooks; ``Quicklooks('<Image>')/$value``
+``GET  /odata/v1/Products(<Id>)/Inputs`` / ``Outputs`` the products it was made from / that were made from it
 ``GET  /odata/v1/Products(<Id>)/$value``             download: 307 to a presigned URL, or a streamed zip
 
 Errors: ``{"error": {"code", "message"}}`` — 400 bad filter or option (saying where), 401 no valid
@@ -20,7 +21,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 import flask
@@ -35,6 +36,9 @@ from shared.catalog.odata.errors import BadOption, MethodNotAllowed, NotFound, O
 from shared.catalog.odata.options import MAX_TOP, ProductsQuery, encode_skiptoken, parse_options
 from shared.catalog.store import CatalogStore, CatalogUnavailable
 from shared.runtime import error_response
+
+if TYPE_CHECKING:
+    from shared.processing.lineage import LineageStore
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +57,14 @@ class ODataService:
         *,
         verifier: TokenVerifier | None = None,
         download_expiry_seconds: int = 600,
+        lineage: Callable[[], LineageStore] | None = None,
     ) -> None:
         # Ports are callables: the object store (boto3, ~300 ms) is created only for a download.
         self._catalog = catalog
         self._objects = objects
         self._verifier = verifier
         self._expiry = download_expiry_seconds
+        self._lineage = lineage
 
     def handle(self, request: flask.Request) -> flask.Response:
         try:
@@ -123,6 +129,15 @@ class ODataService:
             return _json({"@odata.context": f"{context}/Attributes", "value": attributes_json(entry)})
         if rest == "/Quicklooks":
             return _json({"@odata.context": f"{context}/Quicklooks", "value": quicklooks_json(entry)})
+        if rest in ("/Inputs", "/Outputs") and self._lineage is not None:
+            lineage = self._lineage()
+            if rest == "/Inputs":
+                names = (lineage.produced(entry.name) or {}).get("inputs", [])
+            else:
+                names = lineage.outputs_of(entry.name)
+            found = self._catalog().search(ProductQuery(names=names, limit=max(len(names), 1))) if names else []
+            value = sorted((product_json(e) for e in found), key=lambda p: str(p["Name"]))
+            return _json({"@odata.context": "$metadata#Products", "value": value})
         quicklook = _QUICKLOOK.match(rest)
         if quicklook is not None:
             image = quicklook[1].replace("''", "'")
