@@ -436,10 +436,16 @@ class LocalBroker:
         headers, body = to_binary(event, extra)
         if reply:
             headers["Prefer"] = "reply"
-        try:
-            resp = session.post(url, data=body, headers=headers, timeout=timeout)
-        except requests.RequestException as exc:
-            return url, _Response(None, f"{type(exc).__name__}: {exc}")
+        for attempt in (1, 2):
+            try:
+                resp = session.post(url, data=body, headers=headers, timeout=timeout)
+                break
+            except requests.RequestException as exc:
+                # A kept-alive connection the server closed meanwhile (gunicorn keeps idle ones 2 s) fails on
+                # its next use: sent once more on a new connection, as the sink publisher does. Not a timeout.
+                dropped = isinstance(exc, requests.ConnectionError) and not isinstance(exc, requests.Timeout)
+                if not (dropped and attempt == 1):
+                    return url, _Response(None, f"{type(exc).__name__}: {exc}")
         error = None if 200 <= resp.status_code < 300 else f"HTTP {resp.status_code}"
         return url, _Response(resp.status_code, error, resp.content, dict(resp.headers))
 

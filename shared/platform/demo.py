@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,12 +30,8 @@ DEMO_PRODUCTS: tuple[tuple[str, str], ...] = (
 
 def run_demo(data_dir: Path, *, exit_when_done: bool, timeout: float = 120.0, console: Console | None = None) -> int:
     console = console or Console()
-    platform = EmbeddedPlatform(data_dir)
-    platform.lock()  # raises PlatformAlreadyRunning before anything is shown or touched
-    interrupt_on_sigterm()  # a SIGTERM while starting stops what was started, as Ctrl-C does
-    with console.status("starting SeaweedFS, the broker and the functions..."):
-        endpoints = platform.start()
-    try:
+
+    def show(platform: EmbeddedPlatform, endpoints: dict[str, object]) -> bool:
         with tempfile.TemporaryDirectory(prefix="refsys-demo-") as workdir:
             start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
             products = [
@@ -43,16 +40,9 @@ def run_demo(data_dir: Path, *, exit_when_done: bool, timeout: float = 120.0, co
             ]
             cataloged = _upload_and_follow(platform, products, str(endpoints["catalog"]), timeout, console)
         _summary(console, endpoints, cataloged, [p.name for p in products], data_dir)
-        if exit_when_done:
-            return 0 if len(cataloged) == len(products) else 1
-        console.print("[bold]Platform running.[/] Ctrl-C stops it.")
-        wait_until_interrupted()
-        return 0
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        with console.status("stopping..."):
-            platform.stop()
+        return len(cataloged) == len(products)
+
+    return _on_a_platform(data_dir, console, show, exit_when_done)
 
 
 def run_chain_demo(data_dir: Path, chain: str, *, exit_when_done: bool, timeout: float = 300.0) -> int:
@@ -65,18 +55,14 @@ def run_chain_demo(data_dir: Path, chain: str, *, exit_when_done: bool, timeout:
     from shared.processing.lineage import LineageStore
 
     console = Console()
-    platform = EmbeddedPlatform(data_dir)
-    platform.lock()
-    interrupt_on_sigterm()
-    with console.status("starting SeaweedFS, the broker and the functions..."):
-        platform.start()
-    try:
+
+    def show(platform: EmbeddedPlatform, endpoints: dict[str, object]) -> bool:
         with console.status(f"chain {chain}: uploading, ingesting, processing..."):
             try:
                 finals = run_chain(RunningPlatform.find(data_dir), chain, wait=True, timeout=timeout)
             except ChainTimeout as exc:
                 console.print(f"[red]{exc}[/]")
-                return 1
+                return False
         lineage = LineageStore(platform.settings.catalog_url)
         table = Table(title=f"chain {chain}: {len(finals)} final products")
         for column in ("product", "made by", "from"):
@@ -86,8 +72,27 @@ def run_chain_demo(data_dir: Path, chain: str, *, exit_when_done: bool, timeout:
             table.add_row(name, f"{made.get('processor')} {made.get('version')}", str(len(made.get("inputs", []))))
         console.print(table)
         console.print(f"Lineage: refsys lineage {finals[0]} --data-dir {data_dir}")
+        return True
+
+    return _on_a_platform(data_dir, console, show, exit_when_done)
+
+
+def _on_a_platform(
+    data_dir: Path,
+    console: Console,
+    show: Callable[[EmbeddedPlatform, dict[str, object]], bool],
+    exit_when_done: bool,
+) -> int:
+    """Start a platform on ``data_dir``, ``show`` something on it; then stop (exit 0 if it went well) or run on."""
+    platform = EmbeddedPlatform(data_dir)
+    platform.lock()  # raises PlatformAlreadyRunning before anything is shown or touched
+    interrupt_on_sigterm()  # a SIGTERM while starting stops what was started, as Ctrl-C does
+    with console.status("starting SeaweedFS, the broker and the functions..."):
+        endpoints = platform.start()
+    try:
+        ok = show(platform, endpoints)
         if exit_when_done:
-            return 0
+            return 0 if ok else 1
         console.print("[bold]Platform running.[/] Ctrl-C stops it.")
         wait_until_interrupted()
         return 0

@@ -25,7 +25,6 @@ SIGTERM (Kubernetes stopping the pod, an operator) stops the tasks, and the run 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -36,7 +35,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -46,7 +44,7 @@ from boto3.s3.transfer import TransferConfig, create_transfer_manager
 from botocore.exceptions import ClientError
 from cloudevents.http import CloudEvent
 
-from events import make_event
+from events import make_event, to_http
 from events.naming import function_source
 from events.processing import (
     FailureReason,
@@ -67,6 +65,7 @@ SOURCE = function_source("execute")
 TAIL_LINES = 20
 STOP_GRACE_S = 10.0
 OUTCOME = "outcome.json"
+STRUCTURED = "application/cloudevents+json"
 MiB = 1024 * 1024
 
 
@@ -79,12 +78,6 @@ def transfer_config(concurrency: int) -> TransferConfig:
 
 def outcome_key(run_id: str) -> str:
     return f"{run_id}/{OUTCOME}"
-
-
-def outcome_json(event: CloudEvent) -> bytes:
-    """The outcome as a structured CloudEvent (what the watcher re-posts verbatim)."""
-    attributes = {k: v for k, v in event.get_attributes().items()}
-    return json.dumps({**attributes, "data": event.get_data()}, default=str).encode()
 
 
 class _Failure(Exception):
@@ -208,7 +201,8 @@ class Run:
         event = make_event(outcome, source=SOURCE)
         try:
             self.store.ensure_bucket(self.settings.jobs_bucket)
-            self.store.put(self.settings.jobs_bucket, outcome_key(self.run_id), outcome_json(event), "application/json")
+            _, body = to_http(event, structured=True)  # what the watcher re-posts verbatim
+            self.store.put(self.settings.jobs_bucket, outcome_key(self.run_id), body, STRUCTURED)
         except Exception:
             log.exception("run %s: could not write its outcome", self.run_id)
         if self._publish is not None:
@@ -239,21 +233,23 @@ class Run:
         for _, _, path in transfers:
             path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._transfer(lambda m, b, k, p: m.download(b, k, str(p)), transfers)
+            self._transfer(False, transfers)
         except ClientError as exc:
             raise _Failure(FailureReason.INPUT_UNAVAILABLE, f"download failed: {exc}") from exc
         return sum(p.stat().st_size for _, _, p in transfers)
 
-    def _transfer(
-        self, start: Callable[[Any, str, str, Path], Future[Any]], items: Sequence[tuple[str, str, Path]]
-    ) -> None:
+    def _transfer(self, upload: bool, items: Sequence[tuple[str, str, Path]], *, stoppable: bool = True) -> None:
+        """Move (bucket, key, local path) items, down or up, all at once within the transfer manager's bounds."""
         if not items:
             return
         config = transfer_config(self.settings.transfer_concurrency)
         with create_transfer_manager(self.store.client, config) as manager:
-            futures = [start(manager, bucket, key, path) for bucket, key, path in items]
+            futures = [
+                manager.upload(str(path), bucket, key) if upload else manager.download(bucket, key, str(path))
+                for bucket, key, path in items
+            ]
             for future in futures:
-                if self._stopping.is_set():
+                if stoppable and self._stopping.is_set():
                     manager.shutdown(cancel=True)
                     raise _Failure(FailureReason.TERMINATED, "stopped while moving data")
                 future.result()
@@ -404,8 +400,8 @@ class Run:
         manifests = [(bucket, key, file) for _, files in plan for file, key in files[-1:]]
         try:
             # Every product's manifest last: a product is complete in the inbox when its manifest lands.
-            self._transfer(lambda m, b, k, p: m.upload(str(p), b, k), members)
-            self._transfer(lambda m, b, k, p: m.upload(str(p), b, k), manifests)
+            self._transfer(True, members)
+            self._transfer(True, manifests)
         except (_Failure, ClientError) as exc:
             self._remove_partial(plan)
             if isinstance(exc, _Failure):
@@ -450,8 +446,7 @@ class Run:
         try:
             self.store.ensure_bucket(bucket)
             items = [(bucket, prefix + p.relative_to(self.workdir).as_posix(), p) for p in files]
-            self._stopping.clear()  # a stopped run still keeps its working directory
-            self._transfer(lambda m, b, k, p: m.upload(str(p), b, k), items)
+            self._transfer(True, items, stoppable=False)  # a stopped run still keeps its working directory
         except Exception:
             log.exception("run %s: could not keep the working directory", self.run_id)
             return None, None

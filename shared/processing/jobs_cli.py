@@ -21,7 +21,7 @@ import json
 import sys
 from collections.abc import Callable
 
-from shared.processing.jobs import JobState, JobStore
+from shared.processing.jobs import Job, JobState, JobStore
 
 
 def register(
@@ -66,7 +66,8 @@ def list_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def show_command(args: argparse.Namespace) -> int:
+def _job(args: argparse.Namespace) -> Job | None:
+    """The job ``args.key``, or None after saying there is none."""
     store = JobStore(catalog_url(args))
     try:
         job = store.get(args.key)
@@ -74,6 +75,12 @@ def show_command(args: argparse.Namespace) -> int:
         store.close()
     if job is None:
         print(f"refsys: no job {args.key!r}", file=sys.stderr)
+    return job
+
+
+def show_command(args: argparse.Namespace) -> int:
+    job = _job(args)
+    if job is None:
         return 2
     print(json.dumps(job.to_json(), indent=2))
     return 0
@@ -84,13 +91,8 @@ def manifest_command(args: argparse.Namespace) -> int:
     from shared.processing.kubernetes import job_manifest
     from shared.settings import Settings
 
-    store = JobStore(catalog_url(args))
-    try:
-        job = store.get(args.key)
-    finally:
-        store.close()
+    job = _job(args)
     if job is None:
-        print(f"refsys: no job {args.key!r}", file=sys.stderr)
         return 2
     if job.reply is None:
         print(f"refsys: job {args.key!r} is not ready yet ({job.state.value}): it has no Job", file=sys.stderr)

@@ -61,6 +61,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from events.processing import FailureReason, JobReady
+from shared.processing.preparation import WORKDIR_ROOT
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -68,7 +69,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-WORKDIR_ROOT = "/data/localWD"  # as shared.processing.preparation.WORKDIR_ROOT (the reference's process.workingDir)
 DEFAULT_NAMESPACE = "refsys"
 NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 SETTINGS_CONFIGMAP = "refsys-settings"

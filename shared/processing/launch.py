@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import flask
-from cloudevents.http import CloudEvent, from_dict
+from cloudevents.http import CloudEvent
 
 from events import InvalidEvent, make_event, parse_http
 from events.naming import function_source
@@ -68,31 +68,33 @@ class RunStore:
 
     def _execute(self, text: str, params: tuple[Any, ...]) -> Any:
         with self.database.connection() as db:
-            return db.execute(text.replace("?", self.database.placeholder), params)
+            return db.execute(self.database.sql(text), params)
 
     def claim(self, run_id: str, ready: JobReady, runner: str) -> bool:
         """Record a new run; False when it is known already."""
         cursor = self._execute(
-            "INSERT INTO processing_runs (run_id, job_key, runner, state, ready, started_at) VALUES (?, ?, ?, ?, ?, ?)"
+            "INSERT INTO processing_runs (run_id, job_key, runner, state, ready, started_at)"
+            " VALUES ({p}, {p}, {p}, {p}, {p}, {p})"
             " ON CONFLICT (run_id) DO NOTHING",
             (run_id, ready.job_key, runner, "running", ready.model_dump_json(), _now()),
         )
         return int(cursor.rowcount) == 1
 
     def set_handle(self, run_id: str, handle: str) -> None:
-        self._execute("UPDATE processing_runs SET handle = ? WHERE run_id = ?", (handle, run_id))
+        self._execute("UPDATE processing_runs SET handle = {p} WHERE run_id = {p}", (handle, run_id))
 
     def end(self, outcome: JobCompleted | JobFailed) -> None:
         state = "completed" if isinstance(outcome, JobCompleted) else "failed"
         self._execute(
-            "UPDATE processing_runs SET state = ?, outcome = ?, ended_at = ? WHERE run_id = ? AND state = 'running'",
+            "UPDATE processing_runs SET state = {p}, outcome = {p}, ended_at = {p}"
+            " WHERE run_id = {p} AND state = 'running'",
             (state, outcome.model_dump_json(), _now(), outcome.run_id),
         )
 
     def get(self, run_id: str) -> dict[str, Any] | None:
         row = self._execute(
             "SELECT run_id, job_key, runner, handle, state, ready, outcome, started_at, ended_at"
-            " FROM processing_runs WHERE run_id = ?",
+            " FROM processing_runs WHERE run_id = {p}",
             (run_id,),
         ).fetchone()
         return None if row is None else _run_json(row)
@@ -100,7 +102,7 @@ class RunStore:
     def of_job(self, job_key: str) -> list[dict[str, Any]]:
         rows = self._execute(
             "SELECT run_id, job_key, runner, handle, state, ready, outcome, started_at, ended_at"
-            " FROM processing_runs WHERE job_key = ? ORDER BY started_at",
+            " FROM processing_runs WHERE job_key = {p} ORDER BY started_at",
             (job_key,),
         ).fetchall()
         return [_run_json(r) for r in rows]
@@ -195,12 +197,12 @@ class Launcher:
         run = self.runs.get(run_id)
         if run is None or run["state"] != "running":
             return
-        from shared.processing.execution import outcome_key
+        from shared.processing.execution import STRUCTURED, outcome_key
 
         self.store.ensure_bucket(self.settings.jobs_bucket)
         stored = self.store.read(self.settings.jobs_bucket, outcome_key(run_id))
         if stored is not None:
-            event = from_dict(json.loads(stored))
+            event = parse_http({"content-type": STRUCTURED}, stored)
             log.info("run %s ended without its event seen: posting its outcome %s", run_id, event["type"])
             self.publish(event)
             return

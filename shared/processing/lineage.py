@@ -44,38 +44,41 @@ class LineageStore:
             for statement in _DDL:
                 db.execute(statement)
 
-    def _sql(self, text: str) -> str:
-        return text.replace("?", self.database.placeholder)
-
     def record(self, completed: JobCompleted) -> None:
         """The run's outputs and their inputs (a redelivery, or a rerun of the same job, rewrites the same rows)."""
         finished = completed.finished.isoformat()
         with self.database.transaction() as db:
             for output in completed.outputs:
-                db.execute(self._sql("DELETE FROM product_lineage WHERE product_name = ?"), (output.name,))
-                db.execute(self._sql("DELETE FROM product_lineage_inputs WHERE product_name = ?"), (output.name,))
+                db.execute(self.database.sql("DELETE FROM product_lineage WHERE product_name = {p}"), (output.name,))
                 db.execute(
-                    self._sql("INSERT INTO product_lineage VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
+                    self.database.sql("DELETE FROM product_lineage_inputs WHERE product_name = {p}"), (output.name,)
+                )
+                db.execute(
+                    self.database.sql("INSERT INTO product_lineage VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"),
                     (output.name, completed.run_id, completed.job_key, completed.processor, completed.processor_name,
                      completed.processor_version, completed.task_table, finished),
                 )  # fmt: skip
                 for name in completed.inputs:
-                    db.execute(self._sql("INSERT INTO product_lineage_inputs VALUES (?, ?)"), (output.name, name))
+                    db.execute(
+                        self.database.sql("INSERT INTO product_lineage_inputs VALUES ({p}, {p})"), (output.name, name)
+                    )
 
     def produced(self, name: str) -> dict[str, Any] | None:
         """How ``name`` was made: job, processor, version, task table, run, inputs; None for an upload."""
         with self.database.connection() as db:
             row = db.execute(
-                self._sql(
+                self.database.sql(
                     "SELECT run_id, job_key, processor, processor_name, processor_version, task_table, produced_at"
-                    " FROM product_lineage WHERE product_name = ?"
+                    " FROM product_lineage WHERE product_name = {p}"
                 ),
                 (name,),
             ).fetchone()
             if row is None:
                 return None
             inputs = db.execute(
-                self._sql("SELECT input_name FROM product_lineage_inputs WHERE product_name = ? ORDER BY input_name"),
+                self.database.sql(
+                    "SELECT input_name FROM product_lineage_inputs WHERE product_name = {p} ORDER BY input_name"
+                ),
                 (name,),
             ).fetchall()
         keys = ("run", "job", "processorConfig", "processor", "version", "taskTable", "producedAt")
@@ -85,7 +88,9 @@ class LineageStore:
         """Products made from ``name``."""
         with self.database.connection() as db:
             rows = db.execute(
-                self._sql("SELECT product_name FROM product_lineage_inputs WHERE input_name = ? ORDER BY product_name"),
+                self.database.sql(
+                    "SELECT product_name FROM product_lineage_inputs WHERE input_name = {p} ORDER BY product_name"
+                ),
                 (name,),
             ).fetchall()
         return [r[0] for r in rows]

@@ -37,7 +37,7 @@ from shared.processing.queries import (
     objects_starting_between,
     session_objects,
 )
-from shared.processing.tasktable import Alternative, Destination, Output
+from shared.processing.tasktable import NOT_PRODUCTS, Alternative, Destination, Output
 from shared.processing.triggers import (
     coverage_gaps,
     datastrip_of_granule,
@@ -54,8 +54,6 @@ from shared.products.naming import UnknownProduct, recognise
 
 WORKDIR_ROOT = "/data/localWD"  # where the generic IPF interface runs jobs (reference process.workingDir)
 TIMER = "timer"
-# Outputs some task tables declare with a DB destination that are not products: the .LIST file, reports.
-NOT_PRODUCTS = frozenset({"LIST", "RPT"})
 
 
 def utc_now() -> datetime:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import socket
 import sys
 import time
@@ -35,11 +36,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from shared.processing.tasktable import NOT_PRODUCTS
 from shared.products.factory import make_product, supported
 from shared.products.naming import UnknownProduct, recognise
 from shared.products.xml import parse_xml
 
-NOT_PRODUCTS = frozenset({"LIST", "RPT"})
+# Acquisition modes of Sentinel-1 product types (besides S1..S6, stripmap).
+S1_MODES = frozenset({"IW", "EW", "WV", "SM", "RF", "EN", "AN", "ZS", "ZE", "ZI", "ZW", "GP", "HK"})
 
 
 @dataclass(frozen=True)
@@ -107,9 +110,17 @@ def _setting(order: _Order, parameter: str, env: str, default: str) -> str:
     return order.parameters.get(parameter) or os.environ.get(env) or default
 
 
-def _input_products(order: _Order) -> list[Path]:
-    paths = {Path(n) for p in order.procs for _, names in p.inputs for n in names if n.startswith("/")}
-    return sorted(p for p in paths if p.exists())
+@dataclass(frozen=True)
+class _Input:
+    path: Path
+    product_type: str
+    satellite: str | None
+
+
+def _input_products(order: _Order) -> list[_Input]:
+    """The input products the JobOrder names that are there, recognised by their names."""
+    paths = sorted({Path(n) for p in order.procs for _, names in p.inputs for n in names if n.startswith("/")})
+    return [_Input(p, *identity) for p in paths if p.exists() and (identity := _identity(p)) is not None]
 
 
 def _identity(path: Path) -> tuple[str, str | None] | None:
@@ -138,9 +149,7 @@ def _footprint(inputs: Sequence[Path]) -> tuple[tuple[float, float], ...] | None
 def _relevant(file_type: str, mandatory: bool, input_types: set[str], mode: str) -> bool:
     if mandatory:
         return True
-    if file_type[:2] in {"IW", "EW", "WV", "SM", "RF", "EN", "AN", "ZS", "ZE", "ZI", "ZW", "GP", "HK"} or (
-        file_type[:1] == "S" and file_type[1:2].isdigit()
-    ):
+    if file_type[:2] in S1_MODES or re.fullmatch(r"S[1-6]", file_type[:2]):
         modes = {t[:2] for t in input_types if "_RAW__" in t or "_SLC_" in t} or {mode}
         return file_type[:2] in modes
     if file_type.startswith("OL_2_"):
@@ -148,11 +157,11 @@ def _relevant(file_type: str, mandatory: bool, input_types: set[str], mode: str)
     return True
 
 
-def _made_here(order: _Order, proc: _Proc) -> list[tuple[str, bool]]:
+def _made_here(order: _Order, proc: _Proc, inputs: Sequence[_Input]) -> list[tuple[str, bool]]:
     """The product types this task makes: relevant ones the factory knows, declared by no later task."""
     later = order.procs[order.procs.index(proc) + 1 :]
     later_types = {t for p in later for t, _ in p.outputs}
-    input_types = {i[0] for i in filter(None, map(_identity, _input_products(order)))}
+    input_types = {i.product_type for i in inputs}
     mode = order.parameters.get("Simulator_Mode", "IW")
     return [
         (t, m)
@@ -161,15 +170,13 @@ def _made_here(order: _Order, proc: _Proc) -> list[tuple[str, bool]]:
     ]
 
 
-def _write_outputs(order: _Order, proc: _Proc, workdir: Path, log: _Log) -> list[Path]:
-    inputs = _input_products(order)
-    identities = [i for i in map(_identity, inputs) if i]
-    satellite = next((s for _, s in identities if s and s != "_"), "A")
-    footprint = _footprint([p for p in inputs if _identity(p) and not str(_identity(p)[0]).startswith("AUX")])  # type: ignore[index]
+def _write_outputs(order: _Order, proc: _Proc, workdir: Path, log: _Log, inputs: Sequence[_Input]) -> list[Path]:
+    satellite = next((i.satellite for i in inputs if i.satellite and i.satellite != "_"), "A")
+    footprint = _footprint([i.path for i in inputs if not i.product_type.startswith("AUX")])
     seed = zlib.crc32(workdir.name.encode())
     made: list[Path] = []
-    for file_type, _ in _made_here(order, proc):
-        for start, stop, options in _pieces(order, file_type, inputs):
+    for file_type, _ in _made_here(order, proc, inputs):
+        for start, stop, options in _pieces(order, file_type, [i.path for i in inputs]):
             path = make_product(
                 workdir, file_type, start, stop, satellite=satellite, seed=seed, footprint=footprint, options=options
             )
@@ -183,7 +190,7 @@ def _pieces(
 ) -> list[tuple[datetime, datetime, dict[str, object]]]:
     """The products of one output type: (start, stop, factory options) each."""
     start, stop = order.start, order.stop
-    if not file_type.endswith("_RAW__0S") and "_RAW__0" not in file_type:
+    if "_RAW__0" not in file_type:
         return [(start, stop, {})]
     datatake = _datatake(inputs)
     options: dict[str, object] = {} if datatake is None else {"datatake": datatake}
@@ -219,9 +226,9 @@ def _datatake(inputs: Sequence[Path]) -> int | None:
     return None
 
 
-def _write_list(order: _Order, workdir: Path, log: _Log) -> Path:
-    inputs = {p.name for p in _input_products(order)}
-    names = sorted(p.name for p in workdir.iterdir() if p.name not in inputs and _identity(p) is not None)
+def _write_list(workdir: Path, log: _Log, inputs: Sequence[_Input]) -> Path:
+    taken = {i.path.name for i in inputs}
+    names = sorted(p.name for p in workdir.iterdir() if p.name not in taken and _identity(p) is not None)
     path = workdir / f"{workdir.name}.LIST"
     path.write_text("".join(f"{n}\n" for n in names), encoding="utf-8")
     log("I", f"{path.name}: {len(names)} products listed")
@@ -252,9 +259,10 @@ def simulate(job_order: Path, task: str, workdir: Path) -> int:
         if not supported(file_type) and file_type not in NOT_PRODUCTS:
             (workdir / file_type).mkdir(exist_ok=True)  # an intermediate product for later tasks
             (workdir / file_type / "data.bin").write_bytes(b"\0" * 64)
-    _write_outputs(order, proc, workdir, log)
+    inputs = _input_products(order)
+    _write_outputs(order, proc, workdir, log, inputs)
     if any(t == "LIST" for t, _ in proc.outputs):
-        _write_list(order, workdir, log)
+        _write_list(workdir, log, inputs)
     if code:
         log("W", f"{task} told to warn: exit {code}")
     log("I", f"{task} done")

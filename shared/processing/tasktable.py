@@ -48,6 +48,10 @@ RETRIEVAL_MODES: frozenset[str] = frozenset(
 _CUSTOM_EQUIVALENTS = {"PolicyIntersectMinNumber": "ValIntersect"}
 
 
+# Outputs some task tables declare with a DB destination that are not products: the .LIST file, reports.
+NOT_PRODUCTS = frozenset({"LIST", "RPT"})
+
+
 class TaskTableError(ValueError):
     """The task table is not well-formed or misses/garbles an element; the message names the element."""
 

@@ -100,15 +100,7 @@ def _level_request(request: ProductRequest) -> _Request:
         raise ValueError(f"{request.product_type} needs a sensing stop")
     if request.stop < request.start:
         raise ValueError("stop before start")
-    return _Request(
-        request.directory,
-        request.product_type,
-        request.start.astimezone(UTC),
-        _unit(request),
-        request.stop - request.start,
-        request.payload_size,
-        request.seed,
-    )
+    return request.synthetic(satellite=_unit(request))
 
 
 def _level_scene(request: ProductRequest, req: _Request, mode: str, kind: str) -> _S1Scene:
@@ -420,10 +412,8 @@ def _aux_start(request: ProductRequest) -> datetime:
 
 
 def _aux_request(request: ProductRequest, satellite: str) -> _Request:
-    return _Request(
-        request.directory, request.product_type, _aux_start(request), satellite, timedelta(0),
-        request.payload_size, request.seed,
-    )  # fmt: skip
+    start = _aux_start(request)
+    return request.synthetic(start=start, stop=start, satellite=satellite)
 
 
 def _write_aux_safe(request: ProductRequest) -> Path:

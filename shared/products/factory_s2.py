@@ -96,19 +96,6 @@ class _Item:
         return self.request.satellite
 
 
-def _request(request: ProductRequest) -> _Request:
-    stop = request.stop or request.start
-    return _Request(
-        request.directory,
-        request.product_type,
-        request.start.astimezone(UTC),
-        request.satellite,
-        stop - request.start,
-        request.payload_size,
-        request.seed,
-    )
-
-
 def _option(request: ProductRequest, key: str, pattern: re.Pattern[str], default: str) -> str:
     value = str(request.options.get(key) or default)
     m = pattern.fullmatch(value)
@@ -136,7 +123,7 @@ def _item(request: ProductRequest, level: str, unit: str, along_km: float, acros
         raise ValueError(f"{request.product_type}: satellite must be A, B, C or D, not {request.satellite!r}")
     if request.stop is not None and request.stop < request.start:
         raise ValueError(f"{request.product_type}: stop before start")
-    req = _request(request)
+    req = request.synthetic()
     orbit = _ORBITS[("S2", request.satellite)].at(req.start)
     # Granules and tiles are made with their datastrip: same site, creation and baseline in their names.
     parent = _DATASTRIP_RE.fullmatch(str(request.options.get("datastrip") or "").removesuffix(".SAFE"))
@@ -404,7 +391,7 @@ def _write_aux(request: ProductRequest) -> Path:
     stop = request.stop or _FAR_FUTURE
     if stop < request.start:
         raise ValueError(f"{request.product_type}: stop before start")
-    req = _request(request)
+    req = request.synthetic()
     site = _option(request, "site", _SITE, _AUX_SITES.get(request.product_type, "MPC_"))
     # Auxiliary data are made before they become valid.
     creation = req.start - timedelta(seconds=3600 + req.rng("creation").randrange(86400))

@@ -101,18 +101,6 @@ def _option(request: ProductRequest, key: str, default: str) -> str:
     return value
 
 
-def _request(request: ProductRequest, stop: datetime) -> _Request:
-    return _Request(
-        request.directory,
-        request.product_type,
-        request.start.astimezone(UTC),
-        request.satellite,
-        stop - request.start,
-        request.payload_size,
-        request.seed,
-    )
-
-
 def _ring(
     request: ProductRequest, req: _Request, along_km: float, across_km: float
 ) -> tuple[list[tuple[float, float]], bool]:
@@ -141,7 +129,7 @@ def _write_product(request: ProductRequest) -> Path:
         raise ValueError(f"{request.product_type}: satellite must be A, B, C or D, not {request.satellite!r}")
     if request.stop is None or request.stop < request.start:
         raise ValueError(f"{request.product_type}: a product needs a stop after its start")
-    req = _request(request, request.stop)
+    req = request.synthetic()
     orbit = _ORBITS[("S3", request.satellite)].at(req.start)
     last = _ORBITS[("S3", request.satellite)].at(req.stop)
     level = request.product_type[3]
@@ -218,7 +206,7 @@ def _write_aux(request: ProductRequest) -> Path:
     stop = request.stop or _FAR_FUTURE
     if stop < request.start:
         raise ValueError(f"{request.product_type}: stop before start")
-    req = _request(request, stop)
+    req = request.synthetic(stop=stop)
     timeliness = _option(request, "timeliness", "AL")
     centre = _option(request, "centre", "MPC")
     baseline = _option(request, "baseline", "002")

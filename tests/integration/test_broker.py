@@ -711,3 +711,43 @@ def test_unmatched_events_are_kept_but_not_delivered(ingress: LocalBroker, recor
     ingress.publish(event("nobody.listens"))
     assert ingress.stats()["events"] == 1
     assert ingress.deliveries() == []
+
+
+def test_a_kept_alive_connection_the_subscriber_closed_costs_no_retry(tmp_path: Path) -> None:
+    """gunicorn closes a connection idle for 2 s; a request racing that close is sent again, not retried later."""
+    answered: list[str] = []
+
+    class ClosingIdle(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as gunicorn serves
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.served = getattr(self, "served", 0) + 1
+            if self.served > 1:  # this connection sat idle: the server closes it instead of answering
+                self.close_connection = True
+                return
+            answered.append(self.path)
+            self.send_response(202)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), ClosingIdle)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    delivery = DLS_DELIVERY.format(retry=3, policy="linear")
+    directory = manifests(tmp_path / "m", trigger("ingest", "created", "ingest", delivery, {ORDER: "ordered"}))
+    broker = start_broker(directory, tmp_path / "q.db", resolver(f"http://127.0.0.1:{server.server_address[1]}"))
+    try:
+        for n in range(3):
+            broker.publish(event("created", id=f"e{n}"))
+            wait_until(final(broker, n + 1), f"delivery {n}")
+        rows = [row for n in range(3) for row in broker.deliveries(f"e{n}")]
+        assert [(r["state"], r["attempts"]) for r in rows] == [("delivered", 1)] * 3
+        assert answered == ["/ingest"] * 3
+    finally:
+        broker.stop()
+        server.shutdown()
+        server.server_close()
