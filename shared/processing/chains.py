@@ -48,10 +48,14 @@ class Upload:
 @dataclass(frozen=True)
 class Chain:
     name: str
-    processors: tuple[str, ...]  # the configured processors it runs through, in order
+    stages: tuple[tuple[str, ...], ...]  # the configured processors it runs through; those of a stage side by side
     final_types: tuple[str, ...]  # the product types of its last level
     uploads: tuple[Upload, ...]
     data: int = 1  # the first uploads are the chain's own data (the rest: auxiliary files)
+
+    @property
+    def processors(self) -> tuple[str, ...]:
+        return tuple(p for stage in self.stages for p in stage)
 
 
 def _aux(types: tuple[str, ...], t: datetime, satellite: str = "A") -> tuple[Upload, ...]:
@@ -86,7 +90,7 @@ def chains(t: datetime) -> dict[str, Chain]:
     return {
         "s1": Chain(
             "s1",
-            ("s1-aiop", "s1-l0asp", "s1-l1-iw", "s1-l2-iw"),
+            (("s1-aiop",), ("s1-l0asp",), ("s1-l1-iw", "s1-l2-iw")),
             ("IW_OCN__2S",),
             (
                 s1_session,
@@ -97,7 +101,7 @@ def chains(t: datetime) -> dict[str, Chain]:
         ),
         "s2": Chain(
             "s2",
-            ("s2-l1",),
+            (("s2-l1",),),
             ("MSI_L1C_DS", "MSI_L1C_TL"),
             (
                 datastrip,
@@ -108,7 +112,7 @@ def chains(t: datetime) -> dict[str, Chain]:
         ),
         "s3": Chain(
             "s3",
-            ("s3-ol1-nrt", "s3-ol2-nrt"),
+            (("s3-ol1-nrt",), ("s3-ol2-nrt",)),
             ("OL_2_LFR___", "OL_2_WFR___"),
             (
                 s3_l0,
