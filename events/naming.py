@@ -45,5 +45,7 @@ PRODUCT_LEVEL = "productlevel"  # L0 | L1 | L2 | AUX ...
 BUCKET = "bucket"  # storage events: the bucket the object is in
 PROCESSOR = "processor"  # processing events: the configured processor (processors.yaml name)
 REPLAY = "replay"  # "true" on an event re-sent on purpose, to do the work again
+REPLAY_OF = "replayof"  # on a replayed event: the id of the archived event it re-sends
+REPROCESSING = "reprocessing"  # the replay or reprocessing an event (and all it causes) belongs to
 
 ROUTING_EXTENSIONS = (MISSION, SATELLITE, PRODUCT_TYPE, PRODUCT_FAMILY, PRODUCT_LEVEL, BUCKET, PROCESSOR, REPLAY)

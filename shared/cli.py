@@ -67,6 +67,7 @@ class _CommandParser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     from shared.ingestion import cli as ingestion
+    from shared.operations import cli as operations
     from shared.processing import cli as processing
     from shared.processing import jobs_cli as jobs
     from shared.processing import runs_cli as runs
@@ -88,14 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--chain", choices=("s1", "s2", "s3"), help="run one processing chain from its uploads instead")
     demo.set_defaults(command=_demo)
 
-    deadletter = commands.add_parser("deadletter", help="list dead-lettered events, or restart them")
-    actions = deadletter.add_subparsers(required=True, metavar="ACTION", dest="action")
-    actions.add_parser("list", help="list the dead letters (JSON lines)").set_defaults(command=_deadletter)
-    restart = actions.add_parser("restart", help="publish dead letters again, and remove them")
-    restart.add_argument("ids", nargs="*", metavar="ID", help="event ids to restart (all when none given)")
-    restart.set_defaults(command=_deadletter)
-
-    for domain in (products, ingestion, processing, jobs, runs):
+    for domain in (products, ingestion, processing, jobs, runs, operations):
         domain.register(commands, add_data_dir)
     return parser
 
@@ -142,33 +136,6 @@ def _demo(args: argparse.Namespace) -> int:
     except PlatformAlreadyRunning as exc:
         print(f"refsys: {exc}", file=sys.stderr)
         return 1
-
-
-def _deadletter(args: argparse.Namespace) -> int:
-    from shared.bus.publisher import SinkPublisher
-    from shared.operations.deadletters import DeadLetters
-    from shared.platform.client import PlatformNotRunning, RunningPlatform
-
-    try:
-        platform = RunningPlatform.find(args.data_dir)
-    except PlatformNotRunning as exc:
-        print(f"refsys: {exc}", file=sys.stderr)
-        return 2
-    letters = DeadLetters(platform.object_store(), platform.settings.deadletter_bucket)
-    pending = letters.pending()
-    if args.action == "list":
-        for letter in pending:
-            print(json.dumps(letter.summary()))
-        return 0
-    chosen = [letter for letter in pending if not args.ids or letter.event["id"] in args.ids]
-    unknown = set(args.ids) - {letter.event["id"] for letter in chosen}
-    broker = SinkPublisher(str(platform.endpoints["broker"]))
-    for letter in chosen:
-        letters.restart(letter, broker)
-        print(f"restarted {letter.event['id']} ({letter.event['type']})")
-    for event_id in sorted(unknown):
-        print(f"refsys: no dead letter with id {event_id}", file=sys.stderr)
-    return 2 if unknown else 0
 
 
 if __name__ == "__main__":

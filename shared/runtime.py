@@ -11,6 +11,8 @@ The convention (see README "Function runtime"):
   ``Reject`` or a payload that does not fit its model -> 422: dead-lettered at once (poison).
   An envelope that is not a CloudEvent -> 400. Never 200 with a plain body: brokers count that as a failure.
 - A bad *product* is not a delivery failure: the handler quarantines it and replies with a rejection event.
+- What an event causes inherits its ``replay`` and ``reprocessing`` extensions (:func:`consequence`): the work a
+  replay or a reprocessing does again is done under its name, with ids of its own.
 - Settings come from the environment through ``shared.settings``; nothing deeper reads it.
 """
 
@@ -18,16 +20,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import flask
 from cloudevents.http import CloudEvent
 
 from events import EventData, InvalidEvent, InvalidPayload, make_event, parse_data, parse_http, to_http
-from events.naming import REPLAY, function_source
+from events.naming import REPLAY, REPROCESSING, derived_id, function_source
 from shared.bus.idempotency import ProcessedEvents
 
 log = logging.getLogger(__name__)
+
+# The event a handler is working on (each request runs in its own context).
+_handled: ContextVar[CloudEvent | None] = ContextVar("refsys_handled_event", default=None)
 
 
 class RetryLater(Exception):
@@ -54,11 +60,11 @@ def event_endpoint(
     """Turn ``handler(payload) -> reply | None`` into a Knative-correct HTTP view.
 
     With ``processed``, an event that already produced a reply is answered with that same reply
-    without running the handler again, unless it is a replay (``replay=true``). An event that
-    produced nothing (e.g. a product still arriving) may be looked at again.
+    without running the handler again (a replay has ids of its own, so it is not one of those). An event
+    that produced nothing (e.g. a product still arriving) may be looked at again.
     """
     accepted = {model.TYPE for model in accepts}
-    _configure_logging()
+    configure_logging()
 
     def view(request: flask.Request) -> flask.Response:
         if request.method == "GET" and request.path.rstrip("/") == "/healthz":
@@ -74,12 +80,12 @@ def event_endpoint(
             message = f"{function} accepts {', '.join(sorted(accepted))}; got {event['type']}"
             log.warning(message, extra=context)
             return error_response(422, "UnexpectedEventType", message)
-        replayed = str(event.get(REPLAY, "")).lower() == "true"
-        if processed is not None and not replayed:
+        if processed is not None:
             done = processed().lookup(function, event["source"], event["id"])
             if done is not None and done.reply is not None:
                 log.info("already processed: same reply again", extra=context)
                 return _reply_response(done.reply)
+        handled = _handled.set(event)
         try:
             reply = handler(parse_data(event))
         except InvalidPayload as exc:
@@ -96,18 +102,39 @@ def event_endpoint(
         except Exception as exc:  # an unexpected failure is retried, and logged with its trace
             log.exception("handler failed", extra=context)
             return error_response(500, "InternalError", f"{type(exc).__name__}: {exc}")
+        finally:
+            _handled.reset(handled)
         if reply is None:
             log.info("done, no reply", extra=context)
             return flask.Response(status=202)
-        # A replayed event's consequences are replays too.
-        extensions = {REPLAY: "true"} if replayed else None
-        reply_event = make_event(reply, source=function_source(function), extensions=extensions)
+        reply_event = consequence(reply, function, cause=event)
         if processed is not None:
             processed().record(function, event["source"], event["id"], reply_event)
         log.info("reply %s", reply.TYPE, extra={**context, "reply_id": reply_event["id"]})
         return _reply_response(reply_event)
 
     return view
+
+
+def consequence(data: EventData, function: str, cause: CloudEvent | None = None) -> CloudEvent:
+    """The event ``function`` makes of ``data`` while handling ``cause`` (default: the event it is handling).
+
+    It carries the cause's ``replay`` and ``reprocessing`` extensions; under a reprocessing its id is derived
+    from that one's too, so the work done again is not mistaken for the original (same payload, same id).
+    """
+    cause = cause if cause is not None else _handled.get()
+    inherited = {name: str(cause[name]) for name in (REPLAY, REPROCESSING) if cause is not None and cause.get(name)}
+    event = make_event(data, source=function_source(function), extensions=inherited or None)
+    if generation := inherited.get(REPROCESSING):
+        event["id"] = derived_id(event["id"], generation)
+    return event
+
+
+def reprocessing() -> str | None:
+    """The replay or reprocessing the event being handled belongs to, if any."""
+    event = _handled.get()
+    value = None if event is None else event.get(REPROCESSING)
+    return str(value) if value else None
 
 
 def tick_endpoint(function: str, work: Callable[[], object]) -> Callable[[flask.Request], flask.Response]:
@@ -117,7 +144,7 @@ def tick_endpoint(function: str, work: Callable[[], object]) -> Callable[[flask.
     """
     from shared.bus.publisher import SinkUnavailable
 
-    _configure_logging()
+    configure_logging()
 
     def view(request: flask.Request) -> flask.Response:
         if request.method == "GET" and request.path.rstrip("/") == "/healthz":
@@ -139,12 +166,12 @@ def tick_endpoint(function: str, work: Callable[[], object]) -> Callable[[flask.
     return view
 
 
-def _configure_logging() -> None:
+def configure_logging() -> None:
     """A function process logs JSON lines at the configured level (the framework would drop INFO)."""
-    from shared.logs import configure_logging
+    from shared.logs import configure_logging as configure
     from shared.settings import get_settings
 
-    configure_logging(get_settings().log_level)
+    configure(get_settings().log_level)
 
 
 def _reply_response(reply: CloudEvent) -> flask.Response:

@@ -66,6 +66,19 @@ class Settings(BaseSettings):
     )
     transfer_concurrency: int = Field(8, ge=1, le=64, description="Objects moved at once by the wrapper")
 
+    # Operations: the event archive replays read from, and the operators' HTTP API.
+    event_archive_url: str | None = Field(
+        None, description="Database of the event archive (default: catalog_url); the embedded platform: its broker's"
+    )
+    archive_retention_days: float = Field(30.0, gt=0, description="Archived events older than this are deleted")
+    replay_rate: float = Field(50.0, gt=0, description="Events per second a replay publishes at most")
+    operator_role: str = Field(
+        "operator", description="Role a token needs for the operations API when an OIDC issuer is set"
+    )
+    deadletter_rules_file: str | None = Field(
+        None, description="Restart rules of the dead letters (YAML); default: shared/operations/restart_rules.yaml"
+    )
+
     log_level: str = "INFO"
 
 

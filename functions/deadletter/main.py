@@ -1,22 +1,26 @@
-"""deadletter: the dead-letter sink of every Trigger; keeps each failed event so it can be restarted."""
+"""deadletter: the dead-letter sink of every Trigger; keeps each failed event, even a malformed one, and
+schedules its restart when a restart rule says so (the operations function's tick restarts it)."""
 
 import flask
 import functions_framework
 
-from events import InvalidEvent, parse_http
-from shared import ports
-from shared.operations.deadletters import DeadLetters
-from shared.runtime import error_response
-from shared.settings import get_settings
+from shared.operations.deadletters_api import letters
+from shared.operations.replay_api import archive
+from shared.runtime import configure_logging, error_response
+
+configure_logging()
 
 
 @functions_framework.http
 def deadletter(request: flask.Request) -> flask.Response:
     if request.method == "GET" and request.path.rstrip("/") == "/healthz":
         return flask.jsonify({"status": "ok"})
-    try:
-        event = parse_http(request.headers, request.get_data())
-    except InvalidEvent as exc:
-        return error_response(400, "InvalidEvent", str(exc))
-    DeadLetters(ports.object_store(), get_settings().deadletter_bucket).keep(event)
+    if request.method != "POST":
+        return error_response(405, "MethodNotAllowed", f"POST a dead letter to this function, not {request.method}")
+    # Never 400: the sink is the last stop, a letter refused here would be lost.
+    letter = letters().keep_request(request.headers, request.get_data())
+    if letter.event is not None and archive().writable:  # a cluster's archive: the outcome Knative reports
+        outcome = {"state": "dead-lettered", "destination": letter.attribute("knativeerrordest"),
+                   "status": letter.error_code, "letter": letter.id}  # fmt: skip
+        archive().add_outcome(str(letter.event["source"]), str(letter.event["id"]), outcome)
     return flask.Response(status=202)

@@ -18,6 +18,10 @@ holding back the next. Workers POST to the Trigger subscribers in binary mode wi
   the dead-letter sink with knativeerrordest/-code/-data; if that fails too (after the same
   retries) the delivery is kept as ``dead``. Without a dead-letter sink: ``dead`` at once.
 
+Archive: the queue keeps every event with its deliveries' outcomes (``shared.operations.archive`` reads
+them for replays); events older than ``retention_s`` whose deliveries are finished are purged at start and
+every hour.
+
 Loop guard: the ``knativebrokerttl`` extension is set to 255 on ingress or decremented when
 present (a reply inherits the TTL of the event it answers); an event reaching 0 is logged and
 dropped (ingress still answers 202). The extension is removed before delivery to subscribers.
@@ -64,6 +68,8 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 _MAX_IDLE_SECONDS = 60.0
 # Wait before retrying a delivery that failed inside the broker (not at the subscriber).
 _ERROR_RETRY_SECONDS = 5.0
+DEFAULT_RETENTION_S = 30 * 86400.0
+_PURGE_EVERY_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,7 @@ class LocalBroker:
         host: str = "127.0.0.1",
         port: int = 0,
         workers: int = 4,
+        retention_s: float = DEFAULT_RETENTION_S,
     ) -> None:
         if not topology.brokers:
             raise ValueError("the topology has no Broker")
@@ -124,6 +131,7 @@ class LocalBroker:
                 raise ValueError(f"trigger {trigger.name!r} refers to unknown broker {trigger.broker!r}")
         self.topology = topology
         self._resolve = resolve
+        self._retention_s = retention_s
         default = max(1, workers)
         self._dispatchers = {
             name: _Dispatcher(trigger, trigger.parallelism or default) for name, trigger in topology.triggers.items()
@@ -173,7 +181,8 @@ class LocalBroker:
                 threading.Thread(target=self._work, args=(dispatcher,), name=f"broker-{name}-{i}", daemon=True)
                 for i in range(dispatcher.workers)
             ]
-        for thread in (server, *self._threads()):
+        retention = threading.Thread(target=self._purge_periodically, name="broker-retention", daemon=True)
+        for thread in (server, retention, *self._threads()):
             thread.start()
         log.info(
             "broker ingress listening on %s; workers per trigger: %s",
@@ -330,6 +339,20 @@ class LocalBroker:
             log.exception("cannot reschedule delivery %d", delivery.id)
         else:
             self._dispatchers[delivery.trigger].wake()
+
+    def _purge_periodically(self) -> None:
+        while True:
+            try:
+                purged = self._queue.purge(self._retention_s)
+            except QueueClosed:
+                return
+            except Exception:
+                log.exception("purging the event archive failed; trying again in an hour")
+            else:
+                if purged:
+                    log.info("event archive: %d events older than %.0f days purged", purged, self._retention_s / 86400)
+            if self._stopping.wait(_PURGE_EVERY_S):
+                return
 
     def _sleep(self, dispatcher: _Dispatcher, generation: int) -> None:
         trigger = dispatcher.trigger

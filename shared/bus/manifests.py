@@ -15,6 +15,9 @@ Concurrency of a Trigger (``Trigger.parallelism``/``ordered``) comes from the an
 brokers read: RabbitMQ's ``rabbitmq.eventing.knative.dev/parallelism: "N"`` (1 to 1000) wins;
 else Kafka's ``kafka.eventing.knative.dev/delivery.order: ordered`` means 1, strictly in order;
 else (``unordered`` or nothing) it is left to the local broker's default.
+
+A resource annotated ``refsys.org/embedded: "false"`` is for clusters only and left out of the topology:
+the ``archive`` Service and its Trigger, whose work the local broker's durable queue does itself.
 """
 
 from __future__ import annotations
@@ -316,6 +319,8 @@ def _add(topology: Topology, doc: _Doc, seen: set[str]) -> None:
     if key in seen:
         raise ManifestError(f"{doc.where}: duplicate {kind} {name!r} in namespace {namespace!r}")
     seen.add(key)
+    if _annotations(meta).get(EMBEDDED_ANNOTATION) == "false":
+        return
     try:
         if kind == "Broker" and api.startswith("eventing.knative.dev/"):
             topology.brokers[name] = _broker(body, name, namespace)
@@ -330,6 +335,9 @@ def _add(topology: Topology, doc: _Doc, seen: set[str]) -> None:
         raise type(exc)(f"{doc.where}: {exc}") from exc
     except (ValueError, TypeError, AttributeError) as exc:
         raise ManifestError(f"{doc.where}: {exc}") from exc
+
+
+EMBEDDED_ANNOTATION = "refsys.org/embedded"
 
 
 def _spec(body: Mapping[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,8 @@ Guarantees (at-least-once, nothing ever dropped):
 * a reply event and the completion of the delivery that produced it commit together;
 * deliveries left ``in-flight`` by a crash or an interrupted stop go back to ``pending`` when the
   queue is opened again (the subscriber may see that event twice; Knative allows duplicates);
-* finished deliveries stay in the table (``delivered``, ``dead-lettered`` or ``dead``).
+* finished deliveries stay in the table (``delivered``, ``dead-lettered`` or ``dead``) until their event
+  is older than the retention (:meth:`EventQueue.purge`): the queue is also the event archive.
 """
 
 from __future__ import annotations
@@ -64,6 +65,17 @@ CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(state, next_attempt_at);
 -- Each Trigger's workers claim only its own due deliveries (and count them for stats()).
 CREATE INDEX IF NOT EXISTS deliveries_trigger_due ON deliveries(trigger, state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS events_id ON events(id);
+CREATE INDEX IF NOT EXISTS events_received ON events(received_at);
+CREATE INDEX IF NOT EXISTS deliveries_event ON deliveries(event_seq);
+-- The event archive replays read (shared.operations.archive): every event with its deliveries' outcomes.
+CREATE VIEW IF NOT EXISTS archived_events AS
+SELECT e.seq, e.id, e.source, e.type,
+       json_extract(e.event, '$.subject') AS subject, json_extract(e.event, '$.time') AS time,
+       e.received_at, e.event,
+       (SELECT json_group_array(json_object('trigger', d.trigger, 'target', d.target, 'state', d.state,
+                                            'attempts', d.attempts, 'status', d.last_status, 'error', d.last_error))
+          FROM deliveries d WHERE d.event_seq = e.seq) AS outcomes
+FROM events e;
 """
 
 
@@ -294,6 +306,30 @@ class EventQueue:
                     (Target.DEAD_LETTER, to_dead_letter, status, body[:MAX_STORED_BODY], delivery.id),
                 )
             return self._insert(db, reply, now, delivery.id) if reply is not None else None
+
+    def purge(self, older_than_s: float, *, now: float | None = None, batch: int = 5000) -> int:
+        """Delete events received more than ``older_than_s`` ago whose deliveries are all finished, with
+        their deliveries (in batches: the ingress waits for the lock between them); how many events."""
+        cutoff = (time.time() if now is None else now) - older_than_s
+        unfinished = (State.PENDING, State.IN_FLIGHT)
+        removed = 0
+        while True:
+            with self._tx() as db:
+                seqs = [
+                    row[0]
+                    for row in db.execute(
+                        "SELECT seq FROM events e WHERE received_at < ? AND NOT EXISTS"
+                        " (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq AND d.state IN (?, ?))"
+                        " ORDER BY seq LIMIT ?",
+                        (cutoff, *unfinished, batch),
+                    )
+                ]
+                if not seqs:
+                    return removed
+                marks = ", ".join("?" * len(seqs))
+                db.execute(f"DELETE FROM deliveries WHERE event_seq IN ({marks})", seqs)
+                db.execute(f"DELETE FROM events WHERE seq IN ({marks})", seqs)
+                removed += len(seqs)
 
     # -- monitoring -------------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:

@@ -3,18 +3,25 @@
 A product whose metadata cannot be read (a document that is not well-formed XML, a time that is no time)
 is found bad here, after ingestion: it is quarantined from its family bucket with the file and the parser's
 message, and the reply is ``product.rejected``, as ingestion does.
+
+Such a product used to end as a dead letter, invisible to ``refsys status``: the announcement is delivered
+at least once (and the Trigger delivers two at a time), so a second delivery found the document gone from
+the family bucket — moved to quarantine by the first — and asked to be retried until it was dead-lettered.
+A delivery that finds the product already quarantined by this step now answers the same rejection.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from events import ProductCataloged, ProductIngested, ProductRejected, RejectionReason
+from events.models import ProductIdentity
 from shared.catalog.model import CatalogEntry
 from shared.catalog.store import CatalogStore, CatalogUnavailable
-from shared.ingestion.quarantine import quarantine
+from shared.ingestion.quarantine import REASON_SUFFIX, Quarantined, quarantine
 from shared.products import ManifestError, extract_metadata, metadata_from_name, recognise
 from shared.runtime import RetryLater
 from shared.settings import Settings
@@ -40,6 +47,8 @@ class Cataloguer:
         else:
             document = self.store.read(event.bucket, document_key)
             if document is None:
+                if (rejected := self._already_rejected(event)) is not None:
+                    return rejected  # by an earlier or concurrent delivery (asked only then: no request more)
                 raise RetryLater(f"{event.bucket}/{document_key} not found (yet)")
             root = event.key.rstrip("/")
             try:
@@ -51,6 +60,12 @@ class Cataloguer:
                 )
             except ManifestError as exc:
                 return self._reject(event, f"cannot describe {product.name}: {exc}")
+            except (ValueError, LookupError, AttributeError, TypeError) as exc:
+                # An extractor choking on a document that is not what its type promises (a missing element,
+                # a number that is none): the bytes will not change, so a retry cannot help. Storage
+                # failures are none of these and still retry.
+                log.warning("metadata extraction failed on %s: %s: %s", product.name, type(exc).__name__, exc)
+                return self._reject(event, f"cannot describe {product.name}: {type(exc).__name__}: {exc}")
         now = datetime.now(UTC)
         try:
             existing = self.catalog.get(event.product.product_id)
@@ -96,6 +111,30 @@ class Cataloguer:
             publication_time=existing.publication_time if existing else entry.publication_time,
         )
 
+    def _already_rejected(self, event: ProductIngested) -> ProductRejected | None:
+        """The rejection an earlier delivery of this announcement made: the quarantine's reason document of a
+        product moved there from this bucket (the reply's id is derived from what it holds: the same)."""
+        root = event.key.rstrip("/")
+        body = self.store.read(self.settings.quarantine_bucket, f"{root}{REASON_SUFFIX}")
+        if body is None:
+            return None
+        try:
+            found = Quarantined.from_document(json.loads(body))
+            source = json.loads(body).get("from")
+        except (ValueError, KeyError, TypeError):
+            return None
+        if source != event.bucket or found.name != event.product.name:
+            return None  # another story: quarantined on its way in, or another product's root
+        return ProductRejected(
+            name=found.name,
+            reason=RejectionReason(found.reason),
+            detail=found.detail,
+            quarantine_bucket=self.settings.quarantine_bucket,
+            quarantine_key=f"{root}{REASON_SUFFIX}",
+            rejected_time=datetime.fromisoformat(found.time),
+            mission=found.name[:2] if found.name[:2] in ("S1", "S2", "S3") else None,
+        )
+
     def _reject(self, event: ProductIngested, detail: str) -> ProductRejected:
         """Quarantine the product from its family bucket: bad metadata is found here, after ingestion."""
         root = event.key.rstrip("/")
@@ -104,3 +143,24 @@ class Cataloguer:
             objects = [single]
         reason = RejectionReason.METADATA_UNREADABLE
         return quarantine(self.store, self.settings, event.product.name, root, event.bucket, objects, reason, detail)
+
+
+def cataloged(entry: CatalogEntry) -> ProductCataloged:
+    """The announcement of a catalog entry, as the catalog step makes it (a reprocessing makes it again)."""
+    return ProductCataloged(
+        product=ProductIdentity(
+            product_id=entry.id,
+            name=entry.name,
+            mission=entry.mission,
+            satellite=entry.satellite,
+            product_type=entry.product_type,
+            level=entry.level,
+            family=entry.family,
+        ),
+        bucket=entry.bucket,
+        key=entry.key,
+        content_length=entry.content_length,
+        validity_start=entry.validity_start,
+        validity_stop=entry.validity_stop,
+        publication_time=entry.publication_time,
+    )

@@ -27,6 +27,7 @@ class Whereabouts:
     name: str
     place: str  # cataloged, quarantined, being-ingested, inbox, ingested, dead-lettered, unknown
     message: str
+    dead_letters: tuple[str, ...] = ()  # ids of the pending letters about it, whatever its place
 
     @property
     def known(self) -> bool:
@@ -42,22 +43,28 @@ class ProductLocator:
 
     def locate(self, name: str) -> Whereabouts:
         name = name.rstrip("/")
+        letters = self._dead_letters(name)
         if (entry := self.find_cataloged(name)) is not None:
+            # A later step (prepare) may have failed on it: the product is cataloged, and the letter said.
             where = f"in bucket {entry['bucket']} (id {entry['id']}, published {entry['publicationTime']})"
-            return Whereabouts(name, "cataloged", f"{name} is cataloged: {where}")
+            return _with(Whereabouts(name, "cataloged", f"{name} is cataloged: {where}"), letters)
         if (quarantined := Quarantine(self.store, self.settings).find(name)) is not None:
             why = f"({quarantined.reason}, {quarantined.time}): {quarantined.detail}"
-            return Whereabouts(name, "quarantined", f"{name} is quarantined {why}")
+            return _with(Whereabouts(name, "quarantined", f"{name} is quarantined {why}"), letters)
+        if letters:
+            # Before the ledger: a product whose notification or announcement was dead-lettered waits for
+            # nothing but an operator, whatever the ledger last saw.
+            listed = "; ".join(_letter(letter) for letter in letters)
+            ids = " ".join(letter.id for letter in letters)
+            return Whereabouts(
+                name,
+                "dead-lettered",
+                f"{name} is dead-lettered: {listed}; once fixed: refsys deadletter restart {ids}",
+                tuple(letter.id for letter in letters),
+            )
         record = self.ledger.find(name)
         if record is not None and record.state is not ProductState.INGESTED:
             return self._from_ledger(name, record)
-        if letters := self._dead_letters(name):
-            ids = ", ".join(
-                f"{letter.event['id']} ({letter.event['type']}: {letter.error_message[:200]})" for letter in letters
-            )
-            first = letters[0].event["id"]
-            restart = f"refsys deadletter restart {first}"
-            return Whereabouts(name, "dead-lettered", f"{name} is dead-lettered: event {ids}; once fixed: {restart}")
         if record is not None:
             bucket = (record.outcome or {}).get("bucket", "its family bucket")
             return Whereabouts(name, "ingested", f"{name} is ingested into {bucket}, on its way to the catalog")
@@ -84,18 +91,26 @@ class ProductLocator:
         return Whereabouts(name, "inbox", f"{name} is in the inbox: {waiting}; quarantined as incomplete at {timeout}")
 
     def _dead_letters(self, name: str) -> list[DeadLetter]:
-        def about(letter: DeadLetter) -> bool:
-            subject = str(letter.event.get("subject") or "")
-            return subject == name or subject.startswith(name + "/")
+        """Pending letters about ``name``, whichever step failed: by subject (an object key below the
+        product, a product name), by the names the data carries, or anywhere in a malformed letter."""
+        pending = DeadLetters(self.store, self.settings.deadletter_bucket).letters()
+        return [letter for letter in pending if letter.mentions(name)]
 
-        return [
-            letter for letter in DeadLetters(self.store, self.settings.deadletter_bucket).pending() if about(letter)
-        ]
+
+def _with(where: Whereabouts, letters: list[DeadLetter]) -> Whereabouts:
+    if not letters:
+        return where
+    listed = "; ".join(_letter(letter) for letter in letters)
+    ids = " ".join(letter.id for letter in letters)
+    message = f"{where.message}; dead-lettered since: {listed}; once fixed: refsys deadletter restart {ids}"
+    return Whereabouts(where.name, where.place, message, tuple(letter.id for letter in letters))
 
 
 def _letter(letter: DeadLetter) -> str:
-    error = f", error {letter.error_code}: {letter.error_message[:200]}" if letter.error_code else ""
-    return f"event {letter.event['id']} ({letter.event['type']}{error})"
+    to = f" to {letter.function}" if letter.function else ""
+    error = f", error {letter.error_code}: {letter.error['message'] or ''}"[:240] if letter.error_code else ""
+    problem = f", {letter.problem}" if letter.problem else ""
+    return f"letter {letter.id} (event {letter.event_id} {letter.type}{to}{error}{problem})"
 
 
 def _time(epoch: float) -> str:

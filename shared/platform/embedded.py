@@ -4,6 +4,7 @@ functions-framework server and the SQLite catalog, on loopback, wired by the man
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -23,8 +24,9 @@ from shared.bus.broker import LocalBroker
 from shared.bus.manifests import Destination, Topology, load_topology
 from shared.platform.ping import PingTimer
 from shared.platform.ports import free_port
-from shared.platform.processes import die_with_parent, terminate_groups
+from shared.platform.processes import die_with_parent, signal_group, terminate_groups
 from shared.platform.seaweed import SeaweedFS
+from shared.platform.supervisor import Supervised, Supervisor
 from shared.settings import Settings
 from shared.storage.objects import ObjectStore
 
@@ -34,7 +36,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 KNATIVE_DIR = REPO_ROOT / "knative"
 ENDPOINTS_FILE = "endpoints.json"
 CREDENTIALS_FILE = "s3-credentials.json"
-LOCK_FILE = "platform.lock"  # flock'ed by the running platform; holds its pid
+LOCK_FILE = "platform.lock"  # flock'ed by the running platform; holds its pid, emptied by a clean stop
 # Stop budget (SIGINT/SIGTERM to exit in well under 10 s): deliveries still running after the broker's
 # wait go back to pending; functions get a graceful SIGTERM first; SeaweedFS's own graceful stop takes
 # ~15 s, but acknowledged writes survive its SIGKILL.
@@ -45,6 +47,7 @@ NOTIFY_SERVICE = "notify"  # the Service that receives the object store's webhoo
 QUERY_SERVICES = {
     "catalog": "/products",
     "odata": "/odata/v1",
+    "operations": "",
 }  # HTTP APIs listed in endpoints.json, with their query path
 
 
@@ -68,6 +71,10 @@ class FunctionServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def exit_status(self) -> int | None:
+        """None while it runs (or before its start), else how its process ended."""
+        return self.process.poll() if self.process is not None else None
+
 
 @dataclass
 class EmbeddedPlatform:
@@ -82,7 +89,9 @@ class EmbeddedPlatform:
     functions: dict[str, FunctionServer] = field(init=False, default_factory=dict)
     settings: Settings = field(init=False)
     pings: PingTimer = field(init=False)
+    supervisor: Supervisor = field(init=False)
     _lock: int | None = field(init=False, default=None)  # fd of the flock'ed LOCK_FILE while this one owns DIR
+    _dead_pid: int | None = field(init=False, default=None)  # pid left in LOCK_FILE by a platform that died
 
     def __post_init__(self) -> None:
         self.data_dir = self.data_dir.resolve()
@@ -95,7 +104,8 @@ class EmbeddedPlatform:
         having changed nothing there. ``start()`` does it first; call it earlier to refuse sooner.
 
         An exclusive ``flock``: the kernel drops it when this process dies, however it dies, so a
-        lock left by a killed platform is free again and there is no stale lock to clean up.
+        lock left by a killed platform is free again and there is no stale lock to clean up. A clean
+        stop empties the file: a pid still in it names a platform that died (``start()`` recovers).
         """
         if self._lock is not None:
             return
@@ -112,6 +122,7 @@ class EmbeddedPlatform:
         except BaseException:
             os.close(fd)
             raise
+        self._dead_pid = _read_pid(fd)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._lock = fd
@@ -121,13 +132,13 @@ class EmbeddedPlatform:
 
         Call it from a thread that lives as long as the platform (the main thread in ``refsys up`` and
         the tests): the children are killed when the thread that started them exits
-        (:mod:`shared.platform.processes`).
+        (:mod:`shared.platform.processes`). Last, it starts the supervisor, which restarts a child that
+        dies (:mod:`shared.platform.supervisor`). First, it recovers a data directory left by a platform
+        that died (one warning line).
         """
         self.lock()  # first: a second platform on this directory must not touch anything of the first
         try:
             (self.data_dir / "logs").mkdir(exist_ok=True)
-            # Left behind by a platform that was killed: its processes died with it (the lock was free).
-            (self.data_dir / ENDPOINTS_FILE).unlink(missing_ok=True)
             access_key, secret_key = _credentials(self.data_dir)
             for service in self.topology.services.values():
                 env = service.env
@@ -138,9 +149,6 @@ class EmbeddedPlatform:
                     port=free_port(),
                     threads=env.get("THREADS", "4"),
                 )
-            # Binds the ingress port (K_SINK of the functions); its threads start after the children are
-            # forked, so that no other thread holds a lock while a child runs its preexec_fn.
-            self.broker = LocalBroker(self.topology, self.data_dir / "broker.db", self._resolve, port=self.broker_port)
             self.seaweed = SeaweedFS(
                 self.data_dir / "s3",
                 s3_port=self.s3_port,
@@ -149,6 +157,7 @@ class EmbeddedPlatform:
                 webhook_url=self.functions[NOTIFY_SERVICE].url if NOTIFY_SERVICE in self.functions else None,
                 log_path=self.data_dir / "logs" / "seaweedfs.log",
             )
+            self._recover()  # before the broker opens its queue: the line says first what happened
             self.settings = settings = Settings(
                 s3_endpoint_url=self.seaweed.s3_endpoint,
                 s3_access_key=access_key,
@@ -158,6 +167,17 @@ class EmbeddedPlatform:
                 # Jobs run as local processes, with the IPF simulators standing in for ESA's processors.
                 workdir_root=str(self.data_dir / "runs"),
                 task_command=f"{sys.executable} -m shared.processing.simulator",
+                # The broker's durable queue is the event archive (no archive function on a laptop).
+                event_archive_url=f"sqlite:///{self.data_dir / 'broker.db'}",
+            )
+            # Binds the ingress port (K_SINK of the functions); its threads start after the children are
+            # forked, so that no other thread holds a lock while a child runs its preexec_fn.
+            self.broker = LocalBroker(
+                self.topology,
+                self.data_dir / "broker.db",
+                self._resolve,
+                port=self.broker_port,
+                retention_s=settings.archive_retention_days * 86400,
             )
             for server in self.functions.values():
                 self._start_function(server, settings)
@@ -168,6 +188,8 @@ class EmbeddedPlatform:
             self._wait_until_answering(timeout)
             self.pings = PingTimer(self.topology.ping_sources(), self._resolve)
             self.pings.start()
+            self.supervisor = Supervisor(self._supervised())
+            self.supervisor.start()
         except BaseException:
             self.stop()
             raise
@@ -186,6 +208,8 @@ class EmbeddedPlatform:
         if self._lock is None:
             return
         try:
+            if hasattr(self, "supervisor"):
+                self.supervisor.pause()  # first: nothing is restarted while it all stops
             (self.data_dir / ENDPOINTS_FILE).unlink(missing_ok=True)
             if hasattr(self, "pings"):
                 self.pings.stop()
@@ -196,7 +220,10 @@ class EmbeddedPlatform:
                 log.warning("function server %d did not stop in %.0f s: killed", pid, FUNCTIONS_STOP_TIMEOUT)
             if hasattr(self, "seaweed"):
                 self.seaweed.stop(timeout=storage_timeout)
+            os.ftruncate(self._lock, 0)  # stopped cleanly: nothing for the next start to recover
         finally:
+            if hasattr(self, "supervisor"):
+                self.supervisor.release()  # the children it restarted are stopped: its thread may end
             os.close(self._lock)  # last: the directory is free once nothing of ours runs on it
             self._lock = None
 
@@ -229,6 +256,50 @@ class EmbeddedPlatform:
         if server is None:
             raise LookupError(f"no local function for {destination.ref.kind} {destination.ref.name!r}")
         return server.url + (destination.uri or "")
+
+    def _recover(self) -> None:
+        """Clean up after a platform that died on this data directory, in one line when there was one.
+
+        Its children died with it (``PR_SET_PDEATHSIG``) and the kernel freed its lock; left are its
+        endpoints.json, which would point commands at dead ports, and SeaweedFS's state and sockets.
+        Its broker queue needs nothing: deliveries it had in flight go back to pending when opened.
+        """
+        found = self.seaweed.recover_leftovers()
+        endpoints = self.data_dir / ENDPOINTS_FILE
+        if endpoints.exists():
+            endpoints.unlink()
+            found.insert(0, ENDPOINTS_FILE)
+        if self._dead_pid is not None or found:
+            holder = f" (pid {self._dead_pid})" if self._dead_pid is not None else ""
+            removed = f": removed {', '.join(found)}" if found else ""
+            log.warning("recovered data directory %s left by a platform that died%s%s", self.data_dir, holder, removed)
+
+    def _supervised(self) -> list[Supervised]:
+        logs = self.data_dir / "logs"
+        children = [
+            Supervised(
+                name=f"function server {server.name} (port {server.port})",
+                log_path=logs / f"{server.name}.log",
+                exit_status=server.exit_status,
+                restart=functools.partial(self._restart_function, server),
+            )
+            for server in self.functions.values()
+        ]
+        children.append(
+            Supervised(
+                name=f"SeaweedFS (S3 port {self.seaweed.s3_port})",
+                log_path=self.seaweed.log_path,
+                exit_status=lambda: self.seaweed.returncode,
+                restart=self.seaweed.restart,
+            )
+        )
+        return children
+
+    def _restart_function(self, server: FunctionServer) -> None:
+        if server.process is not None:
+            # gunicorn workers outlive a SIGKILLed master for a moment, holding its port: sweep its group.
+            signal_group(server.process.pid, signal.SIGKILL)
+        self._start_function(server, self.settings)
 
     def _start_function(self, server: FunctionServer, settings: Settings) -> None:
         env = {

@@ -7,7 +7,8 @@ parent dies (``PR_SET_PDEATHSIG``), even when the parent itself was SIGKILLed.
 
 ``PR_SET_PDEATHSIG`` fires when the *thread* that forked the child exits, not the process: start
 children from a thread that lives as long as they should (the main thread in ``refsys up``,
-``refsys demo`` and the tests).
+``refsys demo`` and the tests; for restarted children, the supervisor's thread, which stays alive until
+the platform has stopped them: :mod:`shared.platform.supervisor`).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ Layout of ``data_dir``::
     conf/             working directory of the process: s3.json, notification.toml
     data/             master, volume and filer (leveldb) data
     seaweedfs.log     stdout + stderr of the process (default log_path)
+    weed.json         pid and ports of the running process (see ``recover_leftovers``)
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ else:
     S3Client = Any
 
 log = logging.getLogger(__name__)
+
+STATE_FILE = "weed.json"  # pid and ports of the running server, removed when it is stopped
 
 # Small volumes, none preallocated: a laptop start must not reserve GBs. volume.max=0 lets the
 # volume server size its volume count from free disk instead of capping total data at 8 volumes.
@@ -85,6 +88,22 @@ def _notification_toml(webhook_url: str) -> str:
         "workers = 5\n"
         "buffer_size = 10000\n"
     )
+
+
+def _stale_sockets(ports: Iterable[int]) -> list[Path]:
+    # weed also listens on /tmp/seaweedfs-<component>-<port>.sock (Go's os.TempDir); a killed
+    # process leaves them behind.
+    tmp = Path(tempfile.gettempdir())
+    return [sock for port in ports for sock in tmp.glob(f"seaweedfs-*-{port}.sock")]
+
+
+def _is_weed_of(pid: int, store_dir: Path) -> bool:
+    """Whether ``pid`` is a ``weed`` process storing into ``store_dir`` (not a reused pid)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return bool(cmdline) and cmdline[0].endswith(b"weed") and f"-dir={store_dir}".encode() in cmdline
 
 
 class SeaweedFS:
@@ -175,10 +194,34 @@ class SeaweedFS:
         """Start the server and return once S3 requests succeed."""
         if self._proc is not None and self._proc.poll() is None:
             return
-        cmd = self._command(self._write_config())
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log.info("starting SeaweedFS on %s (data %s)", self.s3_endpoint, self.data_dir)
         started = time.monotonic()
+        self._spawn()
+        try:
+            self._wait_ready(started + timeout)
+        except BaseException:
+            self.stop()
+            raise
+        log.info("SeaweedFS ready on %s after %.1f s", self.s3_endpoint, time.monotonic() - started)
+
+    def restart(self) -> None:
+        """Start a dead server again on the same S3 port, without waiting for it to answer (the embedded
+        platform's supervisor: its clients retry meanwhile). What is left of the dead one is swept first."""
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                return
+            signal_group(self._proc.pid, signal.SIGKILL)  # any member of its group it left behind
+        self._remove_stale_sockets()
+        self._spawn()
+
+    @property
+    def returncode(self) -> int | None:
+        """None while the server runs (or was never started), else how its process ended."""
+        return None if self._proc is None else self._proc.poll()
+
+    def _spawn(self) -> None:
+        cmd = self._command(self._write_config())
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log_file:
             self._proc = subprocess.Popen(
                 cmd,
@@ -189,13 +232,40 @@ class SeaweedFS:
                 start_new_session=True,  # own process group, so stop() can kill all of it
                 preexec_fn=die_with_parent(),  # own session: it would outlive a SIGKILLed parent otherwise
             )
+        # Its pid and ports, for whoever finds them after our death: recover_leftovers() of the next start.
+        self._state_file.write_text(json.dumps({"pid": self._proc.pid, "ports": sorted(self._ports)}))
+        atexit.unregister(self.stop)
         atexit.register(self.stop)  # never leave an orphan server behind a crashed parent
+
+    @property
+    def _state_file(self) -> Path:
+        return self.data_dir / STATE_FILE
+
+    def recover_leftovers(self) -> list[str]:
+        """Clean up after a server whose parent died without stopping it; what was found, in words.
+
+        Call it before ``start()``. Its process normally died with its parent (``PR_SET_PDEATHSIG``);
+        one still running on this data directory (no ``prctl`` on this system) is killed. Its sockets in
+        /tmp and its state file are removed. Its data needs nothing: acknowledged writes survive SIGKILL.
+        """
         try:
-            self._wait_ready(started + timeout)
-        except BaseException:
-            self.stop()
-            raise
-        log.info("SeaweedFS ready on %s after %.1f s", self.s3_endpoint, time.monotonic() - started)
+            state = json.loads(self._state_file.read_text())
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError):
+            state = {}
+        found = [f"SeaweedFS state {self._state_file.name}"]
+        pid = state.get("pid")
+        if isinstance(pid, int) and _is_weed_of(pid, self.store_dir):
+            signal_group(pid, signal.SIGKILL)
+            found.append(f"SeaweedFS process {pid} killed")
+        sockets = _stale_sockets(int(port) for port in state.get("ports") or [])
+        for sock in sockets:
+            sock.unlink(missing_ok=True)
+        if sockets:
+            found.append(f"{len(sockets)} SeaweedFS sockets")
+        self._state_file.unlink(missing_ok=True)
+        return found
 
     def _wait_ready(self, deadline: float) -> None:
         # The S3 port opens before the filer and the volume server are usable: for a few seconds
@@ -259,15 +329,12 @@ class SeaweedFS:
         signal_group(pgid, signal.SIGKILL)
         proc.wait()
         self._remove_stale_sockets()
+        self._state_file.unlink(missing_ok=True)
         log.info("SeaweedFS on %s stopped", self.s3_endpoint)
 
     def _remove_stale_sockets(self) -> None:
-        # weed also listens on /tmp/seaweedfs-<component>-<port>.sock (Go's os.TempDir); a killed
-        # process leaves them behind.
-        tmp = Path(tempfile.gettempdir())
-        for port in self._ports:
-            for sock in tmp.glob(f"seaweedfs-*-{port}.sock"):
-                sock.unlink(missing_ok=True)
+        for sock in _stale_sockets(self._ports):
+            sock.unlink(missing_ok=True)
 
     def __enter__(self) -> SeaweedFS:
         self.start()

@@ -54,6 +54,7 @@ from shared.products.naming import UnknownProduct, recognise
 
 WORKDIR_ROOT = "/data/localWD"  # where the generic IPF interface runs jobs (reference process.workingDir)
 TIMER = "timer"
+GENERATION_MARK = "~"  # <job key>~<replay or reprocessing id>: a job done again, beside the first one
 
 
 def utc_now() -> datetime:
@@ -86,8 +87,12 @@ class Preparation:
 
     # -- entry points -----------------------------------------------------------------------------
 
-    def on_cataloged(self, event: ProductCataloged, event_id: str) -> list[JobReady]:
-        """Create or update the jobs ``event``'s product concerns; the ``job.ready`` payloads it causes."""
+    def on_cataloged(self, event: ProductCataloged, event_id: str, generation: str | None = None) -> list[JobReady]:
+        """Create or update the jobs ``event``'s product concerns; the ``job.ready`` payloads it causes.
+
+        With a ``generation`` (a replay or reprocessing), the jobs are that generation's own (their keys end in
+        ``~<generation>``): they run again on what the catalog holds, whatever the first jobs did.
+        """
         product = event.product
         now = self._clock()
         replies: list[JobReady] = []
@@ -97,7 +102,7 @@ class Preparation:
                 continue
             if processor.settings.mission and processor.settings.mission != product.mission:
                 continue
-            named = self._job_for(processor, product.name, product.product_type, now)
+            named = self._job_for(processor, product.name, product.product_type, now, generation)
             if named is None:
                 continue
             evaluated.add(named.key)
@@ -125,14 +130,21 @@ class Preparation:
 
     # -- job keys ---------------------------------------------------------------------------------
 
-    def _job_for(self, processor: Processor, name: str, product_type: str, now: datetime) -> Job | None:
+    def _job_for(
+        self, processor: Processor, name: str, product_type: str, now: datetime, generation: str | None = None
+    ) -> Job | None:
         s = processor.settings
+
+        def open_job(key: str, subject: str, timeout_at: datetime) -> Job:
+            key = f"{key}{GENERATION_MARK}{generation}" if generation else key
+            return self._jobs.open_job(key, s.name, subject, now, timeout_at)
+
         if s.trigger is TriggerRule.SESSION:
             session_id = session_id_of(name)
             if session_id is None:
                 return None
             timeout = session_timeout(now, None, s.timeout_s, s.minimal_wait_s)
-            return self._jobs.open_job(f"{s.name}:{session_id}", s.name, session_id, now, timeout)
+            return open_job(f"{s.name}:{session_id}", session_id, timeout)
         timeout = now + timedelta(seconds=max(s.timeout_s, s.minimal_wait_s))
         if s.trigger is TriggerRule.SEGMENT:
             found = objects_named(self._catalog, [name]).get(name)
@@ -140,7 +152,7 @@ class Preparation:
             if segment is None:
                 return None  # a slice of the same type (the L1 processors' business), or not cataloged
             timeout = session_timeout(now, segment.object.validity_stop, s.timeout_s, s.minimal_wait_s)
-            return self._jobs.open_job(f"{s.name}:{segment.datatake}", s.name, segment.datatake, now, timeout)
+            return open_job(f"{s.name}:{segment.datatake}", segment.datatake, timeout)
         if s.trigger is TriggerRule.DATASTRIP:
             datastrip = name
             if product_type != s.main_types[0]:  # a granule: its job is its datastrip's
@@ -149,13 +161,13 @@ class Preparation:
                 if found_ds is None:
                     return None
                 datastrip = found_ds
-            return self._jobs.open_job(f"{s.name}:{datastrip}", s.name, datastrip, now, timeout)
+            return open_job(f"{s.name}:{datastrip}", datastrip, timeout)
         if s.trigger is TriggerRule.SLICE:
             found = objects_named(self._catalog, [name]).get(name)
             if found is not None and is_segment(found):
                 return None  # segments and slices share product types; segments go to the assembly
-            return self._jobs.open_job(f"{s.name}:{_slice_identity(name)}", s.name, name, now, timeout)
-        return self._jobs.open_job(f"{s.name}:{name}", s.name, name, now, timeout)
+            return open_job(f"{s.name}:{_slice_identity(name)}", name, timeout)
+        return open_job(f"{s.name}:{name}", name, timeout)
 
     # -- evaluation -------------------------------------------------------------------------------
 

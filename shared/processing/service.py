@@ -12,6 +12,7 @@ from shared.processing.config import processing_config
 from shared.processing.jobs import JobStore
 from shared.processing.preparation import Preparation
 from shared.processing.queries import CatalogSelection
+from shared.runtime import consequence, reprocessing
 from shared.settings import get_settings
 
 
@@ -26,10 +27,13 @@ def preparation() -> Preparation:
 
 
 def on_cataloged(event: ProductCataloged) -> JobReady | None:
-    """The jobs a cataloged product completes: the first is the reply, the others go to the sink."""
-    ready = preparation().on_cataloged(event, event.event_id())
+    """The jobs a cataloged product completes: the first is the reply, the others go to the sink.
+
+    A product re-announced by a replay or a reprocessing makes jobs of that reprocessing, beside the first ones.
+    """
+    ready = preparation().on_cataloged(event, event.event_id(), generation=reprocessing())
     for extra in ready[1:]:
-        ports.sink().publish(make_event(extra, source=function_source("prepare")))
+        ports.sink().publish(consequence(extra, "prepare"))
     return ready[0] if ready else None
 
 

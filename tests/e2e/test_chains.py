@@ -17,6 +17,7 @@ from shared.platform.client import RunningPlatform
 from shared.platform.embedded import EmbeddedPlatform
 from shared.processing.chains import run_chain
 from shared.processing.lineage import LineageStore
+from tests.e2e.test_platform import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("platform")]
 
@@ -78,6 +79,8 @@ def test_no_traceback_no_5xx_no_retry(platform: EmbeddedPlatform) -> None:
     for log in (platform.data_dir / "logs").glob("*.log"):
         text = log.read_text(errors="replace")
         assert "Traceback" not in text, f"a traceback in {log.name}: {text[text.find('Traceback') - 500 :][:3000]}"
+    # The last products announced may still be on their way to the catalog (not retried: in flight).
+    wait_for(lambda: platform.broker.stats()["pending"] + platform.broker.stats()["in-flight"] == 0, "an idle broker")
     deliveries = platform.broker.deliveries()
     retried = [d for d in deliveries if d["attempts"] != 1 or d["state"] != "delivered"]
     assert not retried, f"deliveries not made at the first attempt: {retried[:5]}"

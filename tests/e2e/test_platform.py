@@ -121,6 +121,9 @@ def test_an_unrecognised_upload_is_quarantined(platform: EmbeddedPlatform) -> No
     wait_for(
         lambda: store.read(platform.settings.quarantine_bucket, "notes/readme.txt.reason.json"),
         "the reason document in quarantine",
+        # SeaweedFS drops a webhook post that meets a kept-alive connection notify's server just closed (EOF,
+        # not retried): the inbox scan finds the object then, once older than its grace, at its next tick.
+        timeout=150,
     )
     assert store.read(platform.settings.quarantine_bucket, "notes/readme.txt") == b"not a product"
 
@@ -133,7 +136,7 @@ def test_a_poison_event_reaches_the_dead_letter_store(platform: EmbeddedPlatform
     headers, body = to_http(event)
     assert requests.post(platform.broker.ingress_url, data=body, headers=headers, timeout=10).status_code == 202
     output = wait_for(lambda: _deadletters(platform), "the dead letter")
-    letter = next(json.loads(line) for line in str(output).splitlines() if json.loads(line)["id"] == event["id"])
+    letter = next(json.loads(line) for line in str(output).splitlines() if json.loads(line)["eventId"] == event["id"])
     assert letter["errorCode"] == "422"
     assert "key" in letter["error"]
 
@@ -153,7 +156,9 @@ def _deadletters(platform: EmbeddedPlatform) -> str:
 )
 def test_malformed_input_to_any_endpoint_is_a_4xx_with_a_message(platform: EmbeddedPlatform, headers, body) -> None:
     endpoints = platform.endpoints()
-    urls = [endpoints["broker"], *endpoints["functions"].values()]  # type: ignore[union-attr]
+    # The dead-letter sink keeps whatever it gets (202): a letter refused there would be lost.
+    functions = {name: url for name, url in endpoints["functions"].items() if name != "deadletter"}  # type: ignore[union-attr]
+    urls = [endpoints["broker"], *functions.values()]
     for url in urls:
         target = url + "/events" if url == endpoints["functions"]["catalog"] else url  # type: ignore[index]
         response = requests.post(target, data=body, headers=headers, timeout=10)

@@ -198,7 +198,9 @@ def test_a_restart_in_the_middle_loses_no_queued_event(tmp_path: Path) -> None:
     first = EmbeddedPlatform(data_dir)
     first.start()
     try:
-        # With the catalog function down, ingest's announcement waits in the broker's queue.
+        # With the catalog function down, ingest's announcement waits in the broker's queue. Down for good: the
+        # supervisor would restart it in 0.5 s (tests/e2e/test_faults.py tests that).
+        first.supervisor.pause()
         catalog = first.functions["catalog"].process
         assert catalog is not None
         os.killpg(catalog.pid, signal.SIGKILL)

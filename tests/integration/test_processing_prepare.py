@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from events.models import ProductCataloged, ProductIdentity
 from events.processing import JobReady
 from shared.catalog import CatalogEntry, CatalogStore, open_catalog, product_id
+from shared.catalog.cataloging import cataloged
 from shared.processing.config import ProcessingConfig, load_processing_config
 from shared.processing.jobs import JobState, JobStore
 from shared.processing.preparation import Preparation
@@ -89,26 +89,6 @@ def aux_entries() -> list[CatalogEntry]:
                    validity_start=DOWNLINK_START - 10 * day, validity_stop=DOWNLINK_STOP + day)
         for t in ("AUX_OBMEMC", "MPL_ORBPRE", "MPL_ORBSCT")
     ]  # fmt: skip
-
-
-def cataloged(entry: CatalogEntry) -> ProductCataloged:
-    return ProductCataloged(
-        product=ProductIdentity(
-            product_id=entry.id,
-            name=entry.name,
-            mission=entry.mission,
-            satellite=entry.satellite,
-            product_type=entry.product_type,
-            level=entry.level,
-            family=entry.family,
-        ),
-        bucket=entry.bucket,
-        key=entry.key,
-        content_length=entry.content_length,
-        validity_start=entry.validity_start,
-        validity_stop=entry.validity_stop,
-        publication_time=entry.publication_time,
-    )
 
 
 class Platform:

@@ -74,7 +74,7 @@ def test_repository_manifests_load() -> None:
     assert ingest.filters == ()
     assert ingest.subscriber == Destination(Ref("Service", "ingest", "serving.knative.dev/v1"))
     assert topology.delivery_for(ingest) == DeliverySpec(
-        retry=6, backoff_policy="exponential", backoff_delay=1.0, timeout=300.0, dead_letter_sink=DEADLETTER
+        retry=26, backoff_policy="linear", backoff_delay=1.0, timeout=300.0, dead_letter_sink=DEADLETTER
     )
 
     catalog = topology.triggers["catalog-ingested-products"]

@@ -82,3 +82,27 @@ def test_a_product_whose_metadata_cannot_be_read_is_quarantined_with_the_file_an
     assert cataloguer.store.head(bucket, name) is None
     quarantined = cataloguer.store.head(cataloguer.settings.quarantine_bucket, name)
     assert quarantined is not None and quarantined.size == 0
+
+
+def test_a_redelivered_announcement_of_a_quarantined_product_gets_the_same_rejection(ingested) -> None:
+    # It used to answer RetryLater (its file was gone: moved to quarantine by the first delivery) until
+    # it was dead-lettered, and `refsys status` could not find the product.
+    cataloguer, _ = ingested
+    name = "S1A_OPER_AUX_RESORB_OPOD_20171213T143838_V20171213T102737_20171213T134507.EOF"
+    product = recognise(name)
+    bucket = bucket_for(product.family)
+    cataloguer.store.ensure_bucket(bucket)
+    cataloguer.store.put(bucket, name, b"")
+    event = ProductIngested(
+        product=identity(product),
+        bucket=bucket,
+        key=name,
+        content_length=0,
+        content_type="application/octet-stream",
+        ingestion_time=START,
+    )
+    first = cataloguer.on_product_ingested(event)
+    assert cataloguer.store.head(bucket, name) is None  # moved to quarantine
+    again = cataloguer.on_product_ingested(event)
+    assert isinstance(again, ProductRejected) and again == first
+    assert again.event_id() == first.event_id()

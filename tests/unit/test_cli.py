@@ -9,6 +9,7 @@ import pytest
 
 from shared import cli
 from shared.ingestion import cli as ingestion_cli
+from shared.operations import deadletters_cli
 from shared.processing import cli as processing_cli
 from shared.processing import jobs_cli
 from shared.products import cli as products_cli
@@ -26,9 +27,19 @@ COMMANDS: list[tuple[list[str], object, dict[str, object]]] = [
     (["upload", "a", "b"], ingestion_cli._upload, {"paths": [Path("a"), Path("b")]}),
     (["quarantine", "list"], ingestion_cli._quarantine, {"action": "list"}),
     (["quarantine", "release", "X"], ingestion_cli._quarantine, {"action": "release", "name": "X"}),
-    (["deadletter", "list"], cli._deadletter, {"action": "list"}),
-    (["deadletter", "restart", "A", "B"], cli._deadletter, {"action": "restart", "ids": ["A", "B"]}),
-    (["deadletter", "restart"], cli._deadletter, {"action": "restart", "ids": []}),
+    (["deadletter", "list"], deadletters_cli.list_command, {"action": "list", "state": None}),
+    (["deadletter", "list", "--error-code", "5xx"], deadletters_cli.list_command, {"error_code": "5xx"}),
+    (["deadletter", "count", "--function", "F"], deadletters_cli.count_command, {"function": "F"}),
+    (["deadletter", "show", "I"], deadletters_cli.show_command, {"id": "I"}),
+    (["deadletter", "restart", "A", "B"], deadletters_cli.restart_command, {"action": "restart", "ids": ["A", "B"]}),
+    (["deadletter", "restart"], deadletters_cli.restart_command, {"action": "restart", "ids": []}),
+    (["deadletter", "restart", "--type", "T"], deadletters_cli.restart_command, {"ids": [], "type": "T"}),
+    (
+        ["deadletter", "resubmit", "I", "--patch", "P", "--set", "a=1"],
+        deadletters_cli.resubmit_command,
+        {"id": "I", "patch": "P", "set": ["a=1"]},
+    ),
+    (["deadletter", "delete", "A"], deadletters_cli.delete_command, {"ids": ["A"], "all": False}),
     (["jobs", "list"], jobs_cli.list_command, {"state": None, "limit": 100}),
     (["jobs", "show", "K"], jobs_cli.show_command, {"key": "K"}),
     (["jobs", "tick"], jobs_cli.tick_command, {}),
@@ -51,7 +62,8 @@ COMMANDS: list[tuple[list[str], object, dict[str, object]]] = [
 def _placements(argv: list[str]) -> list[list[str]]:
     """`argv` with `--data-dir D` at every position: before the command, between and after its words
     (not between an option and its value)."""
-    takes_value = {"--start", "--stop", "--candidates", "--inputs", "--param"}
+    takes_value = {"--start", "--stop", "--candidates", "--inputs", "--param", "--error-code", "--function"}
+    takes_value |= {"--type", "--patch", "--set"}
     places = [i for i in range(len(argv) + 1) if i == 0 or argv[i - 1] not in takes_value]
     return [[*argv[:i], "--data-dir", "D", *argv[i:]] for i in places]
 
@@ -108,7 +120,9 @@ def test_the_documented_quarantine_and_deadletter_lines_parse() -> None:
         ["quarantine", "release", "A", "B"],
         ["quarantine", "purge"],
         ["deadletter"],
-        ["deadletter", "list", "ID"],  # ids are for restart
+        ["deadletter", "list", "ID"],  # ids are for restart and delete
+        ["deadletter", "show"],  # no ID
+        ["deadletter", "resubmit", "I", "--data", "{}", "--patch", "{}"],  # a payload or a patch
         ["status", "X", "--data-dir"],  # no value
     ],
 )

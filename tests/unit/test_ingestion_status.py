@@ -8,7 +8,7 @@ import pytest
 from cloudevents.http import CloudEvent
 from moto import mock_aws
 
-from events import ObjectCreated, ProductIngested, make_event
+from events import ObjectCreated, ProductCataloged, ProductIngested, make_event
 from shared.catalog.database import CatalogDatabase
 from shared.ingestion.inbox import Inbox
 from shared.ingestion.ledger import InboxLedger
@@ -100,7 +100,47 @@ def test_an_ingested_product_whose_announcement_was_dead_lettered_names_the_even
     assert locator.locate(product.name).place == "ingested"
     event = make_event(ingested, source="/refsys/functions/ingest")
     letter = CloudEvent({**event.get_attributes(), "knativeerrorcode": "422"}, event.data)
-    DeadLetters(inbox.store, inbox.settings.deadletter_bucket).keep(letter)
+    kept = DeadLetters(inbox.store, inbox.settings.deadletter_bucket).keep(letter)
     where = locator.locate(product.name)
-    assert where.place == "dead-lettered"
-    assert f"refsys deadletter restart {event['id']}" in where.message
+    assert where.place == "dead-lettered" and where.dead_letters == (kept.id,)
+    assert f"refsys deadletter restart {kept.id}" in where.message
+
+
+def test_a_notification_dead_lettered_at_ingest_shows_the_product_as_dead_lettered(world, tmp_path: Path) -> None:
+    inbox, locator, _ = world
+    product = write_product(tmp_path, "IW_GRDH_1S", START)
+    keys = upload_product(inbox.store, inbox.settings.inbox_bucket, product)
+    head = inbox.store.head(inbox.settings.inbox_bucket, keys[0])
+    assert head is not None
+    created = ObjectCreated(
+        store="aws", bucket=inbox.settings.inbox_bucket, key=keys[0], size=head.size, event_time=START
+    )
+    event = make_event(created, source="/refsys/storage/aws/rs-inbox")
+    attributes = {**event.get_attributes(), "knativeerrorcode": 0, "knativeerrordest": "http://ingest.refsys/"}
+    kept = DeadLetters(inbox.store, inbox.settings.deadletter_bucket).keep(CloudEvent(attributes, event.data))
+    where = locator.locate(product.name)
+    assert where.place == "dead-lettered" and "to ingest" in where.message
+    assert f"refsys deadletter restart {kept.id}" in where.message
+
+
+def test_a_cataloged_product_whose_preparation_was_dead_lettered_says_both(world, tmp_path: Path) -> None:
+    inbox, locator, cataloged = world
+    product = write_product(tmp_path, "IW_GRDH_1S", START)
+    replies = deliver(inbox, upload_product(inbox.store, inbox.settings.inbox_bucket, product))
+    (ingested,) = [reply for reply in replies if isinstance(reply, ProductIngested)]
+    done = ProductCataloged(
+        product=ingested.product,
+        bucket=ingested.bucket,
+        key=ingested.key,
+        content_length=ingested.content_length,
+        validity_start=START,
+        validity_stop=START,
+        publication_time=START,
+    )
+    event = make_event(done, source="/refsys/functions/catalog")
+    attributes = {**event.get_attributes(), "knativeerrorcode": 500, "knativeerrordest": "http://prepare.refsys/"}
+    kept = DeadLetters(inbox.store, inbox.settings.deadletter_bucket).keep(CloudEvent(attributes, event.data))
+    cataloged[product.name] = {"bucket": "rs-s1-l1-slices", "id": "x", "publicationTime": "2024-05-01T12:00:00Z"}
+    where = locator.locate(product.name)
+    assert where.place == "cataloged" and where.dead_letters == (kept.id,)
+    assert "to prepare" in where.message and f"refsys deadletter restart {kept.id}" in where.message

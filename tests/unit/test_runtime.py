@@ -136,12 +136,27 @@ def test_a_redelivered_event_gets_the_same_reply_without_the_work_done_again() -
     assert parse_http(dict(second.headers), second.data)["id"] == parse_http(dict(first.headers), first.data)["id"]
 
 
-def test_a_replay_does_the_work_again() -> None:
+def replay_of(data, reprocessing: str):
+    """The event as a replay sends it again: an id of its own, replay=true, the reprocessing it belongs to."""
+    event = make_event(data, source="/test", extensions={"replay": "true", "reprocessing": reprocessing})
+    event["id"] = f"{event['id']}-{reprocessing}"
+    return to_http(event)
+
+
+def test_a_replay_does_the_work_again_under_its_own_ids_and_a_redelivered_replay_does_not() -> None:
     calls = []
     client = idempotent_client(lambda event: calls.append(event) or REJECTED)
-    post(client)
-    post(client, replay="true")
-    assert len(calls) == 2
+    original = parse_http(*_reply(post(client)))
+    headers, body = replay_of(CREATED, "replay-1")
+    replies = [client.post("/", headers=headers, data=body) for _ in range(2)]
+    assert len(calls) == 2  # the original and the replay; the replay's redelivery is answered from memory
+    again = [parse_http(dict(r.headers), r.data) for r in replies]
+    assert again[0]["id"] == again[1]["id"] != original["id"]
+    assert again[0]["reprocessing"] == "replay-1" and again[0]["replay"] == "true"
+
+
+def _reply(response):
+    return dict(response.headers), response.data
 
 
 def test_an_event_that_produced_nothing_is_looked_at_again() -> None:

@@ -1,0 +1,81 @@
+"""What the operations API's routes share: JSON answers, errors that say what was wrong, operator access."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import flask
+
+from shared.catalog.odata.auth import TokenVerifier
+from shared.catalog.odata.errors import Unauthorized
+from shared.runtime import error_response
+
+
+class ApiError(Exception):
+    """A refused request: its HTTP status, a code and a message for the operator."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+    def response(self) -> flask.Response:
+        return error_response(self.status, self.code, self.message)
+
+
+def json_body(request: flask.Request) -> dict[str, Any]:
+    """The request's JSON object (an empty body is ``{}``); 400 for anything else."""
+    if not request.get_data():
+        return {}
+    try:
+        body = request.get_json(force=True, silent=False)
+    except Exception as exc:  # werkzeug raises BadRequest subclasses with HTML descriptions
+        raise ApiError(400, "InvalidJson", f"the body is not JSON: {getattr(exc, 'description', exc)}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "InvalidJson", "the body must be a JSON object")
+    return body
+
+
+def answer(payload: Any, status: int = 200) -> flask.Response:
+    response = flask.jsonify(payload)
+    response.status_code = status
+    return response
+
+
+def roles_of(claims: dict[str, Any]) -> set[str]:
+    """Roles a token grants, wherever the issuer puts them: ``roles``, Keycloak's ``realm_access.roles``
+    and ``resource_access.<client>.roles``, or ``groups``."""
+    found: set[str] = set()
+
+    def add(value: Any) -> None:
+        if isinstance(value, list):
+            found.update(str(item) for item in value)
+
+    add(claims.get("roles"))
+    add(claims.get("groups"))
+    realm = claims.get("realm_access")
+    if isinstance(realm, dict):
+        add(realm.get("roles"))
+    resources = claims.get("resource_access")
+    if isinstance(resources, dict):
+        for client in resources.values():
+            if isinstance(client, dict):
+                add(client.get("roles"))
+    return found
+
+
+def operator_gate(verifier: TokenVerifier | None, role: str) -> Callable[[flask.Request], None]:
+    """A check that raises :class:`ApiError` (401, 403) unless the request carries an operator's token;
+    open when no issuer is configured (the embedded platform on loopback)."""
+
+    def check(request: flask.Request) -> None:
+        if verifier is None:
+            return
+        try:
+            claims = verifier.verify(request.headers.get("Authorization"))
+        except Unauthorized as exc:
+            raise ApiError(401, "Unauthorized", exc.message) from None
+        if role not in roles_of(claims):
+            raise ApiError(403, "Forbidden", f"the operations API needs the {role!r} role")
+
+    return check
