@@ -35,11 +35,12 @@ def catalog() -> CatalogStore:
 @lru_cache(maxsize=1)
 def sink() -> SinkPublisher:
     from shared.bus.publisher import SinkPublisher
+    from shared.security.senders import sender_headers
 
-    url = get_settings().sink
-    if not url:
+    settings = get_settings()
+    if not settings.sink:
         raise RuntimeError("no event sink configured: Knative injects K_SINK (a SinkBinding); set K_SINK locally")
-    return SinkPublisher(url)
+    return SinkPublisher(settings.sink, headers=sender_headers(settings.event_secret))
 
 
 @lru_cache(maxsize=1)

@@ -25,10 +25,13 @@ from typing import Any
 
 import flask
 from cloudevents.http import CloudEvent
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from events import EventData, InvalidEvent, InvalidPayload, make_event, parse_data, parse_http, to_http
+from events.http import MAX_EVENT_BYTES, EventTooLarge
 from events.naming import REPLAY, REPROCESSING, derived_id, function_source
 from shared.bus.idempotency import ProcessedEvents
+from shared.security.senders import refuse_unknown_sender
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +72,14 @@ def event_endpoint(
     def view(request: flask.Request) -> flask.Response:
         if request.method == "GET" and request.path.rstrip("/") == "/healthz":
             return flask.jsonify({"status": "ok"})
+        if (refused := refuse_unknown_sender(request)) is not None:  # events only from the platform's senders
+            return refused
         if request.method != "POST":
             return error_response(405, "MethodNotAllowed", f"POST a CloudEvent to this function, not {request.method}")
         try:
-            event = parse_http(request.headers, request.get_data())
+            event = parse_http(request.headers, request_body(request))
         except InvalidEvent as exc:
-            return error_response(400, "InvalidEvent", str(exc))
+            return invalid_event(exc)
         context = {"event_id": event["id"], "event_type": event["type"], "function": function}
         if event["type"] not in accepted:
             message = f"{function} accepts {', '.join(sorted(accepted))}; got {event['type']}"
@@ -149,13 +154,15 @@ def tick_endpoint(function: str, work: Callable[[], object]) -> Callable[[flask.
     def view(request: flask.Request) -> flask.Response:
         if request.method == "GET" and request.path.rstrip("/") == "/healthz":
             return flask.jsonify({"status": "ok"})
+        if (refused := refuse_unknown_sender(request)) is not None:  # events only from the platform's senders
+            return refused
         if request.method != "POST":
             return error_response(405, "MethodNotAllowed", "POST a CloudEvent (e.g. a PingSource tick) to run")
-        if request.get_data():
-            try:
-                parse_http(request.headers, request.get_data())
-            except InvalidEvent as exc:
-                return error_response(400, "InvalidEvent", f"a tick is a CloudEvent or an empty POST: {exc}")
+        try:
+            if body := request_body(request):
+                parse_http(request.headers, body)
+        except InvalidEvent as exc:
+            return invalid_event(exc, "a tick is a CloudEvent or an empty POST: ")
         try:
             outcome = work()
         except SinkUnavailable as exc:
@@ -164,6 +171,23 @@ def tick_endpoint(function: str, work: Callable[[], object]) -> Callable[[flask.
         return flask.Response(status=202)
 
     return view
+
+
+def request_body(request: flask.Request) -> bytes:
+    """The body, read no further than any event may be (:class:`EventTooLarge` beyond)."""
+    # Flask refuses a longer body while reading it, with or without a Content-Length.
+    request.max_content_length = MAX_EVENT_BYTES
+    try:
+        return request.get_data()
+    except RequestEntityTooLarge as exc:
+        raise EventTooLarge(f"a CloudEvent is at most {MAX_EVENT_BYTES} bytes") from exc
+
+
+def invalid_event(exc: InvalidEvent, prefix: str = "") -> flask.Response:
+    """400 for what is not a CloudEvent, 413 for what is too large to be one."""
+    if isinstance(exc, EventTooLarge):
+        return error_response(413, "EventTooLarge", prefix + str(exc))
+    return error_response(400, "InvalidEvent", prefix + str(exc))
 
 
 def configure_logging() -> None:

@@ -41,10 +41,30 @@ class Settings(BaseSettings):
     # Where a function posts events it produces besides its reply; Knative injects K_SINK.
     sink: str | None = Field(None, validation_alias=AliasChoices("K_SINK", "REFSYS_SINK"))
 
-    # The OData API. Access control: with an issuer set, every request needs a valid bearer token from it.
-    odata_oidc_issuer: str | None = Field(None, description="e.g. https://keycloak.example/realms/refsys; unset: open")
-    odata_oidc_audience: str | None = Field(None, description="the aud claim tokens must carry (client id)")
-    odata_oidc_jwks_url: str | None = Field(None, description="default: jwks_uri of the issuer's discovery document")
+    # Access control of the HTTP APIs (catalog queries, OData, operations): with an issuer set, every request
+    # needs a valid bearer token from it with the role the endpoint asks for (shared/security/access.py).
+    # The REFSYS_ODATA_OIDC_* names of the first version still work.
+    oidc_issuer: str | None = Field(
+        None,
+        validation_alias=AliasChoices("oidc_issuer", "REFSYS_OIDC_ISSUER", "REFSYS_ODATA_OIDC_ISSUER"),
+        description="e.g. https://keycloak.example/realms/refsys; unset: open",
+    )
+    oidc_audience: str | None = Field(
+        None,
+        validation_alias=AliasChoices("oidc_audience", "REFSYS_OIDC_AUDIENCE", "REFSYS_ODATA_OIDC_AUDIENCE"),
+        description="the aud claim tokens must carry (client id)",
+    )
+    oidc_jwks_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("oidc_jwks_url", "REFSYS_OIDC_JWKS_URL", "REFSYS_ODATA_OIDC_JWKS_URL"),
+        description="default: jwks_uri of the issuer's discovery document",
+    )
+    # Who may send events to the functions (shared/security/senders.py): the platform's shared secret (the
+    # embedded platform makes one), or a JWT of the cluster's OIDC issuer (Knative's authentication-oidc).
+    event_secret: str | None = Field(None, description="Authorization: Bearer <this> of the broker, timers, webhook")
+    event_oidc_issuer: str | None = Field(None, description="the issuer of Knative's sender tokens (the cluster's)")
+    event_oidc_audience: str | None = Field(None, description="the audience senders ask tokens for (the Trigger's)")
+    event_oidc_jwks_url: str | None = Field(None, description="default: jwks_uri of the issuer's discovery document")
     # The reference's prip-frontend.download-url-expiration-time-in-seconds.
     odata_download_url_expiry_seconds: int = Field(600, gt=0)
 
@@ -73,7 +93,7 @@ class Settings(BaseSettings):
     archive_retention_days: float = Field(30.0, gt=0, description="Archived events older than this are deleted")
     replay_rate: float = Field(50.0, gt=0, description="Events per second a replay publishes at most")
     operator_role: str = Field(
-        "operator", description="Role a token needs for the operations API when an OIDC issuer is set"
+        "operator", description="Name of the operator role in the issuer's tokens (see shared/security/access.py)"
     )
     deadletter_rules_file: str | None = Field(
         None, description="Restart rules of the dead letters (YAML); default: shared/operations/restart_rules.yaml"

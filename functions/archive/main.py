@@ -9,6 +9,7 @@ import functions_framework
 from shared.bus.codec import InvalidEvent, parse_http
 from shared.operations.archive import EventArchive
 from shared.runtime import configure_logging, error_response
+from shared.security.senders import refuse_unknown_sender
 from shared.settings import get_settings
 
 configure_logging()
@@ -24,6 +25,8 @@ def _archive() -> EventArchive:
 def archive(request: flask.Request) -> flask.Response:
     if request.method == "GET" and request.path.rstrip("/") == "/healthz":
         return flask.jsonify({"status": "ok"})
+    if (refused := refuse_unknown_sender(request)) is not None:  # events from the broker only
+        return refused
     if request.method != "POST":
         return error_response(405, "MethodNotAllowed", "POST the CloudEvent to archive")
     try:

@@ -10,10 +10,11 @@ import functions_framework
 from events import EventData, ProductCataloged, ProductIngested
 from events.processing import JobCompleted
 from shared import ports
-from shared.catalog.api import handle_query
+from shared.catalog.api import handle_query, json_errors
 from shared.catalog.cataloging import Cataloguer
 from shared.processing.lineage import LineageStore, mark_produced
 from shared.runtime import event_endpoint
+from shared.security.access import VIEWER, access_policy
 from shared.settings import get_settings
 
 
@@ -39,7 +40,8 @@ _on_event = event_endpoint("catalog", _on, accepts=(ProductIngested, JobComplete
 
 
 @functions_framework.http
+@json_errors
 def catalog(request: flask.Request) -> flask.Response:
     if request.path.rstrip("/") in ("/events", "/healthz"):
         return _on_event(request)
-    return handle_query(request, ports.catalog())
+    return access_policy().refuse(request, VIEWER) or handle_query(request, ports.catalog())

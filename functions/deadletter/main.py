@@ -7,6 +7,7 @@ import functions_framework
 from shared.operations.deadletters_api import letters
 from shared.operations.replay_api import archive
 from shared.runtime import configure_logging, error_response
+from shared.security.senders import refuse_unknown_sender
 
 configure_logging()
 
@@ -15,6 +16,8 @@ configure_logging()
 def deadletter(request: flask.Request) -> flask.Response:
     if request.method == "GET" and request.path.rstrip("/") == "/healthz":
         return flask.jsonify({"status": "ok"})
+    if (refused := refuse_unknown_sender(request)) is not None:  # events from the broker only
+        return refused
     if request.method != "POST":
         return error_response(405, "MethodNotAllowed", f"POST a dead letter to this function, not {request.method}")
     # Never 400: the sink is the last stop, a letter refused here would be lost.

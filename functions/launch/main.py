@@ -7,12 +7,13 @@ import functions_framework
 from events.processing import JobCompleted, JobFailed, JobReady
 from shared.processing.launch import on_kubernetes_change, on_run_event
 from shared.runtime import event_endpoint
+from shared.security.senders import refuse_unknown_sender
 
 _on_event = event_endpoint("launch", on_run_event, accepts=(JobReady, JobCompleted, JobFailed))
 
 
 @functions_framework.http
 def launch(request: flask.Request) -> flask.Response:
-    if request.path.rstrip("/") == "/kubernetes":
-        return on_kubernetes_change(request)
+    if request.path.rstrip("/") == "/kubernetes":  # the ApiServerSource: a sender like the broker
+        return refuse_unknown_sender(request) or on_kubernetes_change(request)
     return _on_event(request)

@@ -9,8 +9,9 @@ import flask
 import functions_framework
 
 from shared import ports
-from shared.catalog.odata.auth import verifier_from_settings
+from shared.catalog.api import json_errors
 from shared.catalog.odata.service import ODataService
+from shared.security.access import access_policy
 from shared.settings import get_settings
 
 if TYPE_CHECKING:
@@ -20,13 +21,10 @@ if TYPE_CHECKING:
 @lru_cache(maxsize=1)
 def _service() -> ODataService:
     settings = get_settings()
-    verifier = verifier_from_settings(
-        settings.odata_oidc_issuer, settings.odata_oidc_audience, settings.odata_oidc_jwks_url
-    )
     return ODataService(
         ports.catalog,
         ports.object_store,
-        verifier=verifier,
+        access=access_policy(),
         download_expiry_seconds=settings.odata_download_url_expiry_seconds,
         lineage=_lineage,
     )
@@ -40,6 +38,7 @@ def _lineage() -> LineageStore:
 
 
 @functions_framework.http
+@json_errors
 def odata(request: flask.Request) -> flask.Response:
     if request.method == "GET" and request.path.rstrip("/") == "/healthz":
         return flask.jsonify({"status": "ok"})

@@ -10,11 +10,10 @@ from functools import lru_cache
 import flask
 import functions_framework
 
-from shared.catalog.odata.auth import verifier_from_settings
 from shared.operations import deadletters_api, replay_api
 from shared.operations.http import ApiError, answer, operator_gate
 from shared.runtime import configure_logging, error_response, tick_endpoint
-from shared.settings import get_settings
+from shared.security.access import access_policy
 
 configure_logging()
 ROUTES: dict[str, Callable[[flask.Request, str], flask.Response]] = {
@@ -27,11 +26,7 @@ ROUTES: dict[str, Callable[[flask.Request, str], flask.Response]] = {
 
 @lru_cache(maxsize=1)
 def _gate() -> Callable[[flask.Request], None]:
-    settings = get_settings()
-    verifier = verifier_from_settings(
-        settings.odata_oidc_issuer, settings.odata_oidc_audience, settings.odata_oidc_jwks_url
-    )
-    return operator_gate(verifier, settings.operator_role)
+    return operator_gate(access_policy())
 
 
 def _tick() -> dict[str, int]:

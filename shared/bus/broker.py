@@ -29,6 +29,7 @@ dropped (ingress still answers 202). The extension is removed before delivery to
 
 from __future__ import annotations
 
+import hmac
 import logging
 import threading
 import time
@@ -56,6 +57,7 @@ from shared.bus.delivery import RetryPlan, error_extensions, is_retryable
 from shared.bus.filters import matches
 from shared.bus.manifests import Destination, Topology, Trigger
 from shared.bus.queue import Delivery, EventQueue, NewEvent, QueueClosed, State, Target
+from shared.security.senders import sender_headers
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +125,7 @@ class LocalBroker:
         port: int = 0,
         workers: int = 4,
         retention_s: float = DEFAULT_RETENTION_S,
+        event_secret: str | None = None,
     ) -> None:
         if not topology.brokers:
             raise ValueError("the topology has no Broker")
@@ -132,6 +135,10 @@ class LocalBroker:
         self.topology = topology
         self._resolve = resolve
         self._retention_s = retention_s
+        # Sent with every delivery: the functions accept events from their broker only (shared/security/senders.py);
+        # and asked of every publisher at the ingress (the functions' K_SINK posts), so no one else can publish.
+        self._sender_headers = sender_headers(event_secret)
+        self._event_secret = event_secret
         default = max(1, workers)
         self._dispatchers = {
             name: _Dispatcher(trigger, trigger.parallelism or default) for name, trigger in topology.triggers.items()
@@ -252,6 +259,13 @@ class LocalBroker:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+    def _publisher_known(self, authorization: str | None) -> bool:
+        if not self._event_secret:
+            return True
+        scheme, _, token = (authorization or "").partition(" ")
+        # Constant time, as the functions check it (shared/security/senders.py).
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self._event_secret.encode())
 
     # -- routing ------------------------------------------------------------------------------------
     def _broker_for_path(self, path: str) -> str | None:
@@ -459,6 +473,7 @@ class LocalBroker:
         headers, body = to_binary(event, extra)
         if reply:
             headers["Prefer"] = "reply"
+        headers.update(self._sender_headers)
         for attempt in (1, 2):
             try:
                 resp = session.post(url, data=body, headers=headers, timeout=timeout)
@@ -537,6 +552,10 @@ class _IngressHandler(BaseHTTPRequestHandler):
         name = broker._broker_for_path(urlsplit(self.path).path)
         if name is None:
             self._answer(404, f"no broker at {self.path}")
+            return
+        if not broker._publisher_known(self.headers.get("Authorization")):
+            self._answer(401, "publish with the platform's event secret: Authorization: Bearer <secret>",
+                         {"WWW-Authenticate": 'Bearer realm="events"'})  # fmt: skip
             return
         try:
             body = self._read_body()

@@ -20,6 +20,8 @@ from typing import Any
 from cloudevents.abstract import CloudEvent as AnyCloudEvent
 from cloudevents.conversion import to_structured
 
+from events.http import InvalidEvent as InvalidEnvelope
+from events.http import check_json, decode_header_value, encode_header_value
 from shared.bus.filters import as_string
 
 Record = dict[str, Any]  # structured-mode JSON CloudEvent
@@ -30,6 +32,7 @@ BATCH_TYPE = "application/cloudevents-batch"
 _DATA_KEYS = ("data", "data_base64")
 # CloudEvents attribute names: lowercase ASCII letters and digits.
 _ATTRIBUTE_NAME = re.compile(r"^[a-z0-9]+$")
+_STRINGS = ("subject", "time", "datacontenttype", "dataschema")
 
 
 class InvalidEvent(ValueError):
@@ -63,7 +66,10 @@ def _parse_binary(headers: Mapping[str, str], body: bytes) -> Record:
     missing = [f"ce-{name}" for name in REQUIRED if not headers.get(f"ce-{name}")]
     if missing:
         raise InvalidEvent(f"binary-mode CloudEvent is missing header(s): {', '.join(missing)}")
-    record: Record = {name[3:]: value for name, value in headers.items() if name.startswith("ce-")}
+    try:  # header values are percent-encoded (CloudEvents HTTP binding); the stored record holds them decoded
+        record: Record = {name[3:]: decode_header_value(v) for name, v in headers.items() if name.startswith("ce-")}
+    except InvalidEnvelope as exc:
+        raise InvalidEvent(str(exc)) from exc
     if headers.get("content-type"):
         record["datacontenttype"] = headers["content-type"]
     if body:
@@ -73,8 +79,12 @@ def _parse_binary(headers: Mapping[str, str], body: bytes) -> Record:
 
 def _parse_structured(body: bytes) -> Record:
     try:
+        # Depth first: a 100k-deep body made json.loads raise RecursionError, and the ingress dropped the connection.
+        check_json(body, "structured-mode body")
         record = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except InvalidEnvelope as exc:
+        raise InvalidEvent(str(exc)) from exc
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise InvalidEvent(f"structured-mode body is not valid JSON: {exc}") from exc
     if not isinstance(record, dict):
         raise InvalidEvent("structured-mode body must be a JSON object")
@@ -83,12 +93,22 @@ def _parse_structured(body: bytes) -> Record:
 
 def validate(record: Record) -> Record:
     """Check a structured-mode record: required attributes, names, data members."""
-    missing = [name for name in REQUIRED if not isinstance(record.get(name), str) or not record[name]]
+    missing = [name for name in REQUIRED if not record.get(name)]
     if missing:
         raise InvalidEvent(f"CloudEvent is missing required attribute(s): {', '.join(missing)}")
+    not_strings = [name for name in (*REQUIRED, *_STRINGS) if name in record and not isinstance(record[name], str)]
+    if not_strings:
+        raise InvalidEvent(f"attribute(s) {', '.join(not_strings)} must be strings")
+    not_scalars = [
+        name for name, value in record.items() if name not in _DATA_KEYS and not isinstance(value, str | int | None)
+    ]
+    if not_scalars:  # extensions are strings, integers or booleans, never arrays or objects
+        raise InvalidEvent(
+            f"attribute(s) {', '.join(map(repr, not_scalars[:5]))} must be strings, integers or booleans"
+        )
     if record["specversion"] != "1.0":
         raise InvalidEvent(f"unsupported specversion {record['specversion']!r} (only 1.0)")
-    bad = [name for name in record if name not in _DATA_KEYS and not _ATTRIBUTE_NAME.match(name)]
+    bad = [name for name in record if name not in _DATA_KEYS and not _ATTRIBUTE_NAME.fullmatch(name)]
     if bad:
         raise InvalidEvent(f"invalid attribute name(s) {', '.join(map(repr, bad))}: lowercase letters and digits")
     if "data" in record and "data_base64" in record:
@@ -133,20 +153,13 @@ def to_binary(record: Mapping[str, Any], extra: Mapping[str, Any] | None = None)
     """HTTP headers and body of a binary-mode request; ``extra`` adds/overrides extensions."""
     merged = {**attributes(record), **(extra or {})}
     headers = {
-        f"ce-{k}": _header_value(as_string(v)) for k, v in merged.items() if k != "datacontenttype" and v is not None
+        f"ce-{k}": encode_header_value(as_string(v))
+        for k, v in merged.items()
+        if k != "datacontenttype" and v is not None
     }
     if merged.get("datacontenttype"):
         headers["content-type"] = str(merged["datacontenttype"])
     return headers, data_bytes(record)
-
-
-def _header_value(value: str) -> str:
-    # HTTP headers carry only printable ASCII: percent-encode (UTF-8) anything else, as the
-    # CloudEvents HTTP binding asks. Spaces, quotes and '%' stay as they are because the Python
-    # SDK 1.x used by our functions does not percent-decode.
-    if all(" " <= ch <= "~" for ch in value):
-        return value
-    return "".join(ch if " " <= ch <= "~" else "".join(f"%{b:02X}" for b in ch.encode()) for ch in value)
 
 
 def _is_json(content_type: Any) -> bool:

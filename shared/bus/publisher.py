@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import threading
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from cloudevents.http import CloudEvent
@@ -22,8 +23,9 @@ class SinkUnavailable(Exception):
 
 
 class SinkPublisher:
-    def __init__(self, sink_url: str, timeout: float = 10.0) -> None:
+    def __init__(self, sink_url: str, timeout: float = 10.0, headers: Mapping[str, str] | None = None) -> None:
         self.sink_url = sink_url
+        self._headers = dict(headers or {})  # e.g. the platform's event secret, which the local broker asks for
         self._target = urlsplit(sink_url)
         self._path = (self._target.path or "/") + (f"?{self._target.query}" if self._target.query else "")
         self._timeout = timeout
@@ -36,6 +38,7 @@ class SinkPublisher:
         more on a new connection (a duplicate is harmless: the event id is the same).
         """
         headers, body = to_http(event)
+        headers.update(self._headers)
         for attempt in (1, 2):
             connection, reused = self._connection()
             try:

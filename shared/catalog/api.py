@@ -2,21 +2,53 @@
 
 ``GET /products`` filters by ``name``, ``contains``, ``mission``, ``productType``, ``family``,
 ``start``/``stop`` (validity overlap, ISO 8601), ``bbox`` (``west,south,east,north``), ``limit``
-(default 100, at most 1000) and ``offset``; ``GET /products/<id>`` answers one product.
+(default 100, at most 1000) and ``offset`` (at most 2^63 - 1, the databases' integers); ``GET /products/<id>``
+answers one product. Errors are ``{"error": {"code", "message"}}``: 400 for a bad parameter, 503 when
+the catalog database is down, and a JSON 500 for our own faults (see :func:`json_errors`).
 """
 
 from __future__ import annotations
 
+import functools
+import logging
+import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import flask
+from werkzeug.exceptions import HTTPException
 
 from shared.catalog.model import CatalogEntry, ProductQuery
+from shared.catalog.sqlfilter import QueryTooComplex
 from shared.catalog.store import CatalogStore, CatalogUnavailable
 from shared.runtime import error_response
 
+log = logging.getLogger(__name__)
+
 MAX_LIMIT = 1000
+MAX_OFFSET = 2**63 - 1
+_DIGITS = re.compile(r"[0-9]{1,30}")  # int() would also take "²", "٣", "1_000" and " +5 "
+
+
+def json_errors(view: Callable[[flask.Request], flask.Response]) -> Callable[[flask.Request], flask.Response]:
+    """A query view whose unexpected exceptions answer a JSON 500 (the traceback goes to the log).
+
+    The functions framework's own handler answers them with the exception's text, and its
+    ``errorhandler`` hook is not yet bound when a function's module is imported: hence a wrapper.
+    """
+
+    @functools.wraps(view)
+    def wrapped(request: flask.Request) -> flask.Response:
+        try:
+            return view(request)
+        except HTTPException as exc:  # Flask's own 4xx (a body too large, a malformed form)
+            return error_response(exc.code or 500, type(exc).__name__, exc.description or exc.name)
+        except Exception:
+            log.exception("unexpected error answering %s %s", request.method, request.path)
+            return error_response(500, "InternalError", "an unexpected error on our side; it has been logged")
+
+    return wrapped
 
 
 class BadQuery(ValueError):
@@ -40,6 +72,8 @@ def handle_query(request: flask.Request, catalog: CatalogStore) -> flask.Respons
             return flask.jsonify(entry_json(entry))
     except BadQuery as exc:
         return error_response(400, "BadQuery", str(exc))
+    except QueryTooComplex as exc:  # can never succeed: 400, not a 503 that asks the client to retry
+        return error_response(400, "QueryTooComplex", str(exc))
     except CatalogUnavailable as exc:
         return error_response(503, "CatalogUnavailable", f"the catalog database is unavailable: {exc}")
     return error_response(404, "NotFound", f"no resource {request.path!r}; query /products")
@@ -50,18 +84,23 @@ def parse_query(args: Any) -> ProductQuery:
     unknown = sorted(set(args) - known)
     if unknown:
         raise BadQuery(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return ProductQuery(
-        names=tuple(args.getlist("name")),
-        name_contains=args.get("contains") or None,
-        mission=args.get("mission") or None,
-        product_type=args.get("productType") or None,
-        family=args.get("family") or None,
-        start=_time(args, "start"),
-        stop=_time(args, "stop"),
-        intersects=_bbox(args.get("bbox")),
-        limit=_int(args, "limit", 100, 1, MAX_LIMIT),
-        offset=_int(args, "offset", 0, 0, None),
-    )
+    try:
+        return ProductQuery(
+            names=tuple(args.getlist("name")),
+            name_contains=args.get("contains") or None,
+            mission=args.get("mission") or None,
+            product_type=args.get("productType") or None,
+            family=args.get("family") or None,
+            start=_time(args, "start"),
+            stop=_time(args, "stop"),
+            intersects=_bbox(args.get("bbox")),
+            limit=_int(args, "limit", 100, 1, MAX_LIMIT),
+            offset=_int(args, "offset", 0, 0, MAX_OFFSET),
+        )
+    except BadQuery:
+        raise
+    except ValueError as exc:  # what the query checks itself, e.g. start after stop
+        raise BadQuery(str(exc)) from None
 
 
 def _time(args: Any, name: str) -> datetime | None:
@@ -72,19 +111,21 @@ def _time(args: Any, name: str) -> datetime | None:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
         raise BadQuery(f"{name}={value!r} is not an ISO 8601 time such as 2024-01-31T12:00:00Z") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:  # stored and compared in UTC: 0001-01-01T00:00:00+01:00 is before year 1
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except OverflowError:
+        raise BadQuery(f"{name}={value!r} is out of range (years 0001 to 9999) once converted to UTC") from None
 
 
-def _int(args: Any, name: str, default: int, low: int, high: int | None) -> int:
+def _int(args: Any, name: str, default: int, low: int, high: int) -> int:
     value = args.get(name)
     if value is None or value == "":
         return default
-    try:
-        number = int(value)
-    except ValueError as exc:
-        raise BadQuery(f"{name}={value!r} is not an integer") from exc
-    if number < low or (high is not None and number > high):
-        raise BadQuery(f"{name}={number} is out of range [{low}, {high if high is not None else '∞'}]")
+    if _DIGITS.fullmatch(value) is None:
+        raise BadQuery(f"{name}={value[:40]!r} is not a non-negative integer (ASCII digits)")
+    number = int(value)
+    if not low <= number <= high:
+        raise BadQuery(f"{name}={number} is out of range [{low}, {high}]")
     return number
 
 

@@ -19,11 +19,19 @@ from datetime import UTC, datetime
 
 from events import ProductCataloged, ProductIngested, ProductRejected, RejectionReason
 from events.models import ProductIdentity
-from shared.catalog.model import CatalogEntry
+from shared.catalog.model import CatalogEntry, product_id
 from shared.catalog.store import CatalogStore, CatalogUnavailable
 from shared.ingestion.quarantine import REASON_SUFFIX, Quarantined, quarantine
-from shared.products import ManifestError, extract_metadata, metadata_from_name, recognise
-from shared.runtime import RetryLater
+from shared.products import (
+    ManifestError,
+    ProductName,
+    UnknownProduct,
+    bucket_for,
+    extract_metadata,
+    metadata_from_name,
+    recognise,
+)
+from shared.runtime import Reject, RetryLater
 from shared.settings import Settings
 from shared.storage.objects import ObjectStore
 
@@ -39,7 +47,7 @@ class Cataloguer:
     settings: Settings
 
     def on_product_ingested(self, event: ProductIngested) -> ProductCataloged | ProductRejected:
-        product = recognise(event.product.name)
+        product = self._trusted(event)
         # The manifest, or the product itself when it is one XML document (EOF, DSIB, ...): never the payload.
         document_key = event.manifest_key or (event.key if product.packaging in XML_PACKAGINGS else None)
         if document_key is None:
@@ -110,6 +118,38 @@ class Cataloguer:
             validity_stop=entry.validity_stop,
             publication_time=existing.publication_time if existing else entry.publication_time,
         )
+
+    def _trusted(self, event: ProductIngested) -> ProductName:
+        """The product the event announces, if the event says only what ingestion could have said.
+
+        The catalog used to take bucket and key as they came: a ``product.ingested`` pointing at
+        ``rs-quarantine`` repointed an entry, and its ``$value`` at the quarantined object. Ingestion puts a
+        product into its family bucket under its own name (after the inbox prefix it arrived under): ``<name>/``
+        with ``<name>/<manifest>`` for a directory product, ``<name>`` for one object. Anything else is refused
+        (422, dead-lettered with the reason) and changes nothing.
+        """
+        try:
+            product = recognise(event.product.name)
+        except UnknownProduct as exc:
+            raise Reject(f"{event.product.name[:200]!r} is not a product name: {exc}") from exc
+        if event.product.product_id != product_id(product.name) or event.product.family != product.family:
+            raise Reject(f"the identity announced for {product.name} is not the one its name gives")
+        family_bucket = bucket_for(product.family, prefix=self.settings.bucket_prefix)
+        if event.bucket != family_bucket:
+            raise Reject(f"{product.name} belongs in bucket {family_bucket!r}, not {event.bucket[:200]!r}")
+        own = f"{product.name}/" if product.is_directory else product.name
+        prefix = event.key.removesuffix(own)
+        segments = prefix.split("/")[:-1]  # the inbox prefix it arrived under, if any ('' when none)
+        if (
+            not event.key.endswith(own)
+            or (prefix and not prefix.endswith("/"))
+            or any(segment in ("", ".", "..") for segment in segments)
+        ):
+            raise Reject(f"key {event.key[:200]!r} is not the key of {product.name} (expected .../{own})")
+        manifest_key = f"{event.key}{product.manifest_name}" if product.manifest_name else None
+        if event.manifest_key != manifest_key:
+            raise Reject(f"manifest key {str(event.manifest_key)[:200]!r} is not {product.name}'s ({manifest_key!r})")
+        return product
 
     def _already_rejected(self, event: ProductIngested) -> ProductRejected | None:
         """The rejection an earlier delivery of this announcement made: the quarantine's reason document of a

@@ -31,7 +31,14 @@ from shared.catalog.model import (
     canonical_json,
     parse_geometry,
 )
-from shared.catalog.sqlfilter import POSTGRESQL, CompiledSelection, certainly_passing, compile_selection, exact_tests
+from shared.catalog.sqlfilter import (
+    POSTGRESQL,
+    CompiledSelection,
+    QueryTooComplex,
+    certainly_passing,
+    compile_selection,
+    exact_tests,
+)
 from shared.catalog.store import CatalogUnavailable, ConnectionPool
 
 log = logging.getLogger(__name__)
@@ -565,6 +572,10 @@ class PostgresCatalog:
             try:
                 with self._pool.connection() as (conn, fresh):
                     return operation(conn)
+            except psycopg.errors.ProgramLimitExceeded as exc:
+                # "stack depth limit exceeded" and the like (SQLSTATE class 54): an OperationalError
+                # to psycopg, but the statement's fault, not the server's.
+                raise QueryTooComplex(f"the query is too complex for the catalog database: {exc}") from exc
             except _CONNECTION_ERRORS as exc:
                 if fresh or attempt == 2:
                     raise CatalogUnavailable(f"PostgreSQL catalog {self._location}: {exc}") from exc

@@ -88,6 +88,39 @@ POSTGRESQL = Dialect("postgresql", "%s")
 Fragment = tuple[str, list[Any]]
 
 
+class QueryTooComplex(Exception):
+    """The database refuses the statement of a query as too complex (its parser's or planner's limits).
+
+    A query that can never succeed: the client is told (400), not asked to retry (503).
+    """
+
+
+# SQLite's own errors for statements beyond its compiled-in limits (sqlite3.OperationalError).
+SQLITE_LIMIT_ERRORS = (
+    "parser stack overflow",
+    "expression tree is too large",
+    "too many sql variables",
+    "too many terms",
+    "too many arguments on function",
+    "like or glob pattern too complex",
+    "string or blob too big",
+    "at most 64 tables in a join",
+)
+
+
+# SQLite parses "a OR b OR c ..." into a tree as deep as the chain is long and refuses trees deeper
+# than 1000 (SQLITE_MAX_EXPR_DEPTH): long chains are written as a chain of parenthesised groups.
+_GROUP = 100
+
+
+def _joined(parts: Sequence[str], joiner: str) -> str:
+    """``(p1 joiner p2 ...)``, grouped so that no chain is longer than ``_GROUP``."""
+    texts = list(parts)
+    while len(texts) > _GROUP:
+        texts = ["(" + joiner.join(texts[i : i + _GROUP]) + ")" for i in range(0, len(texts), _GROUP)]
+    return "(" + joiner.join(texts) + ")"
+
+
 def _glob_escape(text: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
@@ -130,7 +163,7 @@ class _Compiler:
                 return (self.true if isinstance(node, And) else self.false), []
             parts = [self.filter(item, attribute) for item in node.items]
             joiner = " AND " if isinstance(node, And) else " OR "
-            return "(" + joiner.join(sql for sql, _ in parts) + ")", [p for _, params in parts for p in params]
+            return _joined([sql for sql, _ in parts], joiner), [p for _, params in parts for p in params]
         if isinstance(node, Not):
             sql, params = self.filter(node.item, attribute)
             return f"(NOT COALESCE({sql}, {self.false}))", params
@@ -257,11 +290,12 @@ class _Compiler:
         A product without footprint has no box, so it never passes: the NULL test is implied.
         """
         ph = self.ph
-        boxes = " OR ".join(
-            f"(p.max_lon >= {ph} AND p.min_lon <= {ph} AND p.max_lat >= {ph} AND p.min_lat <= {ph})" for _ in bounds
+        boxes = _joined(
+            [f"(p.max_lon >= {ph} AND p.min_lon <= {ph} AND p.max_lat >= {ph} AND p.min_lat <= {ph})" for _ in bounds],
+            " OR ",
         )
         params = [v for box in bounds for v in box]
-        return f"({boxes})", params
+        return boxes, params
 
     def cell_prefilter(self, bounds: Sequence[Box]) -> Fragment:
         """The box prefilter, with the grid cells a footprint meeting the area can be in: a grid
@@ -417,7 +451,7 @@ def certainly_passing(tests: tuple[Spatial, ...], dialect: Dialect) -> Fragment:
             params.extend((y0, y1, w, e - m, w + m, e, w, e, y0, y1 - m, y0 + m, y1))
     if not alternatives:
         return never
-    return "(" + " OR ".join(alternatives) + ")", params
+    return _joined(alternatives, " OR "), params
 
 
 @dataclass(frozen=True)
@@ -459,7 +493,7 @@ def compile_selection(selection: Selection, dialect: Dialect, *, defer_exact: bo
             exact = [c for c in conjuncts if isinstance(c, Spatial) and _deferrable(c)]
             if exact:
                 parts = [compiler.cell_prefilter(c.bounds) if c in exact else compiler.filter(c) for c in conjuncts]
-                sql = "(" + " AND ".join(s for s, _ in parts) + ")"
+                sql = _joined([s for s, _ in parts], " AND ")
                 params = [p for _, ps in parts for p in ps]
                 clauses.append(sql)
         if not exact:

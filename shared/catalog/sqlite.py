@@ -46,7 +46,15 @@ from shared.catalog.model import (
     parse_geometry,
     parse_utc,
 )
-from shared.catalog.sqlfilter import SQLITE, CompiledSelection, certainly_passing, compile_selection, grid_prefilter
+from shared.catalog.sqlfilter import (
+    SQLITE,
+    SQLITE_LIMIT_ERRORS,
+    CompiledSelection,
+    QueryTooComplex,
+    certainly_passing,
+    compile_selection,
+    grid_prefilter,
+)
 from shared.catalog.store import CatalogUnavailable, ConnectionPool
 
 log = logging.getLogger(__name__)
@@ -626,6 +634,8 @@ class SqliteCatalog:
         except sqlite3.IntegrityError:
             raise  # a bug or a conflicting entry, not an unavailable store
         except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+            if any(limit in str(exc).lower() for limit in SQLITE_LIMIT_ERRORS):
+                raise QueryTooComplex(f"the query is too complex for the catalog database: {exc}") from exc
             # "database is locked" past the busy timeout, unreadable or missing file, disk full.
             raise CatalogUnavailable(f"SQLite catalog {self._path}: {exc}") from exc
 

@@ -69,6 +69,10 @@ class Inbox:
     def on_object_created(self, event: ObjectCreated) -> EventData | None:
         if event.bucket != self.settings.inbox_bucket:
             raise Reject(f"ingest only watches the inbox bucket {self.settings.inbox_bucket!r}, not {event.bucket!r}")
+        if problem := _unstorable(event.key):
+            # Such a key names no object an S3 store can hold in the inbox ('..' would even be resolved
+            # outside it by SeaweedFS's filer): there is nothing to quarantine, and a retry cannot help.
+            raise Reject(f"object key {event.key[:200]!r} {problem}")
         root = root_of(event.key)
         if root is None:
             return self._reject_unrecognised(event.key)
@@ -144,19 +148,29 @@ class Inbox:
             if record is None:
                 self.ledger.register(root, product.name)
             elif record.settled:
-                if not self.store.list(self.settings.inbox_bucket, root + "/", limit=1):
+                leftovers = self.store.list(self.settings.inbox_bucket, root + "/")
+                if not leftovers:
                     return None
+                ingested = self.store.read(self._bucket(product), f"{root}/{product.manifest_name}")
+                if ingested is not None:  # late objects of a product already ingested, their notifications lost
+                    outcomes = [self._settle_late(product, root, record, obj, ingested) for obj in leftovers]
+                    return next((o for o in outcomes if isinstance(o, ProductRejected)), None)
                 self.ledger.restart(root)  # delivered again, its notifications lost
             claim = self.ledger.claim(root, arrival.trigger_id)
             return None if claim is None else self._move(product, root, arrival, claim)
 
         record = self.ledger.product(root)
         if record is not None and record.settled:
-            if record.owner_event == arrival.trigger_id and record.outcome is not None:
-                return _outcome_event(record)  # a redelivery of the notification that settled it
-            if self.store.head(self.settings.inbox_bucket, event.key) is None:
-                return None  # a late notification of an object already moved
-            self.ledger.restart(root)  # delivered again: a new round
+            redelivery = record.owner_event == arrival.trigger_id and record.outcome is not None
+            current = self.store.head(self.settings.inbox_bucket, event.key)
+            if current is None:  # a redelivery of the notification that settled it, or a late one of a moved object
+                return _outcome_event(record) if redelivery else None
+            ingested = self.store.read(self._bucket(product), f"{root}/{product.manifest_name}")
+            if ingested is not None:  # the same object version again (same id), or another one
+                return self._settle_late(product, root, record, current, ingested)
+            if redelivery:
+                return _outcome_event(record)
+            self.ledger.restart(root)  # delivered again (e.g. released from quarantine): a new round
         self.ledger.arrived(root, product.name, event.key[len(root) + 1 :], event.size)
         record = self.ledger.product(root)
         assert record is not None
@@ -175,6 +189,32 @@ class Inbox:
             return None
         claim = self.ledger.claim(root, arrival.trigger_id)
         return None if claim is None else self._move(product, root, arrival, claim)
+
+    def _settle_late(
+        self, product: ProductName, root: str, record: InboxProduct, current: StoredObject, ingested_manifest: bytes
+    ) -> EventData | None:
+        """An object of a product already ingested, settled at once: removed from the inbox if it is what was
+        ingested (its manifest again: the product is announced again under the same id), else a conflict.
+
+        A new round used to wait for a manifest that never came (the product is ingested, or its conflicting
+        manifest was kept aside): the object was quarantined as "incomplete" an hour later.
+        """
+        inbox, target = self.settings.inbox_bucket, self._bucket(product)
+        if current.key == f"{root}/{product.manifest_name}":
+            same = self.store.read(inbox, current.key) == ingested_manifest
+        else:
+            moved = self.store.head(target, current.key)
+            same = moved is not None and (moved.size, moved.etag) == (current.size, current.etag)
+        if not same:
+            detail = (
+                f"{current.key[len(root) + 1 :]} differs from what {product.name} was ingested with "
+                "(or is not part of it); the object is kept aside"
+            )
+            # Kept under its own key: the product's earlier reason document (e.g. of the conflicting manifest) stays.
+            return self._quarantine(product.name, current.key, [current], RejectionReason.CONFLICT, detail)
+        self.store.delete(inbox, current.key)
+        is_manifest = current.key == f"{root}/{product.manifest_name}"
+        return _outcome_event(record) if is_manifest and record.state is ProductState.INGESTED else None
 
     def _read_inventory(self, root: str, product: ProductName) -> bool:
         """Record what the manifest lists; False when it cannot be read as a manifest."""
@@ -410,6 +450,23 @@ def _outcome_event(record: InboxProduct) -> EventData:
     assert record.outcome is not None
     model = ProductIngested if record.state is ProductState.INGESTED else ProductRejected
     return model.model_validate(record.outcome)
+
+
+def _unstorable(key: str) -> str | None:
+    """Why ``key`` can be no object of the inbox (None: it can be one)."""
+    if not key:
+        return "is empty"
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "is not valid Unicode (a lone surrogate)"
+    if size > 1024:
+        return "is longer than the 1024 bytes of an S3 key"
+    if any(segment in (".", "..") for segment in key.split("/")):
+        return "has '.' or '..' path segments"
+    if "\x00" in key:
+        return "contains a NUL character"
+    return None
 
 
 def _few(items: list[str], limit: int = 20) -> str:

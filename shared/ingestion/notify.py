@@ -13,11 +13,12 @@ from typing import Any
 import flask
 
 from events import InvalidEvent, make_event, parse_http
+from events.http import EventTooLarge, check_json
 from events.naming import storage_source
 from shared import ports
 from shared.bus.publisher import SinkUnavailable
 from shared.ingestion.notifications import UnknownNotification, object_events
-from shared.runtime import error_response
+from shared.runtime import error_response, invalid_event, request_body
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,8 @@ def publish_notifications(request: flask.Request) -> flask.Response:
         return error_response(405, "MethodNotAllowed", "POST object-store notifications here")
     try:
         events = object_events(_notification_body(request))
+    except EventTooLarge as exc:
+        return invalid_event(exc)
     except (ValueError, InvalidEvent) as exc:  # UnknownNotification is a ValueError too
         return error_response(400, type(exc).__name__, str(exc))
     if not events:  # a delete, a directory, the store's own files: nothing to announce
@@ -46,12 +49,14 @@ def publish_notifications(request: flask.Request) -> flask.Response:
 def _notification_body(request: flask.Request) -> Any:
     """The notification JSON, whether posted raw or inside a CloudEvent (e.g. from an SQS source)."""
     content_type = request.headers.get("Content-Type", "")
+    body = request_body(request)
     if "ce-type" in request.headers or content_type.startswith("application/cloudevents"):
-        data = parse_http(request.headers, request.get_data()).data
-        if isinstance(data, bytes | str):
-            data = json.loads(data)
-        return data
+        data = parse_http(request.headers, body).data
+        if not isinstance(data, bytes | str):
+            return data
+        body = data.encode() if isinstance(data, str) else data
+    check_json(body, "the notification")  # before the parser recurses into a 100k-deep body
     try:
-        return json.loads(request.get_data() or b"")
-    except ValueError as exc:
+        return json.loads(body or b"")
+    except (ValueError, RecursionError) as exc:
         raise UnknownNotification(f"body is not JSON: {exc}") from exc

@@ -13,12 +13,17 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from shared.operations import deadletters_cli
+from shared.security.cli import add_token_option, auth_headers
 
 AddDataDir = Callable[[argparse.ArgumentParser], None]
 
 
 def register(commands: argparse._SubParsersAction, add_data_dir: AddDataDir) -> None:
-    deadletters_cli.register(commands, add_data_dir)
+    def add_options(parser: argparse.ArgumentParser) -> None:  # where the API is, and who asks
+        add_data_dir(parser)
+        add_token_option(parser)
+
+    deadletters_cli.register(commands, add_options)
 
     replay = commands.add_parser(
         "replay",
@@ -26,7 +31,7 @@ def register(commands: argparse._SubParsersAction, add_data_dir: AddDataDir) -> 
         description="Select archived events and publish them again, so the work they caused is done again. "
         '--dry-run prints {"matched": N, "byType": {...}} and changes nothing.',
     )
-    add_data_dir(replay)
+    add_options(replay)
     replay.add_argument("--type", action="append", default=[], metavar="TYPE", help="event type (repeatable)")
     replay.add_argument("--source", action="append", default=[], metavar="SOURCE", help="event source (repeatable)")
     replay.add_argument("--since", help="received at or after (ISO 8601)")
@@ -46,7 +51,7 @@ def register(commands: argparse._SubParsersAction, add_data_dir: AddDataDir) -> 
         description="Select cataloged products with an OData $filter and announce them again: preparation and "
         "processing run again, making new products whose lineage names the reprocessing.",
     )
-    add_data_dir(reprocess)
+    add_options(reprocess)
     reprocess.add_argument("--filter", help="OData $filter, e.g. \"startswith(Name,'S1A_IW_RAW__0S')\"")
     _rerun_options(reprocess)
     reprocess.set_defaults(command=_reprocess)
@@ -96,16 +101,17 @@ def _rerun(args: argparse.Namespace, collection: str, body: dict[str, Any]) -> i
     except PlatformNotRunning as exc:
         print(f"refsys: {exc}", file=sys.stderr)
         return 2
+    headers = auth_headers(args)
     if args.list:
-        return _show(requests.get(base, timeout=30))
+        return _show(requests.get(base, headers=headers, timeout=30))
     rate = {"rate": args.rate} if args.rate else {}
     if args.dry_run:
         if args.resume:
             print("refsys: --dry-run counts a new selection; it cannot be used with --resume", file=sys.stderr)
             return 2
-        return _show(requests.post(base, json={**body, **rate, "dryRun": True}, timeout=600))
+        return _show(requests.post(base, json={**body, **rate, "dryRun": True}, headers=headers, timeout=600))
     url, payload = (f"{base}/{args.resume}/resume", rate) if args.resume else (base, {**body, **rate})
-    with requests.post(url, json=payload, stream=True, timeout=(10, None)) as response:
+    with requests.post(url, json=payload, headers=headers, stream=True, timeout=(10, None)) as response:
         if response.status_code != 200:
             return _show(response)
         return _follow(_lines(response.iter_lines()))

@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from shared.security.cli import add_token_option, auth_headers
+
 FILTERS = (
     ("--function", "function", "the function (Knative Service) the delivery failed to"),
     ("--type", "type", "event type, or a glob: 'org.refsys.product.*'"),
@@ -63,6 +65,8 @@ def register(commands: argparse._SubParsersAction, add_data_dir: Callable[[argpa
     _filters(delete, states=False)
     delete.add_argument("--all", action="store_true", help="with no ID and no filter: every pending letter")
     delete.set_defaults(command=delete_command)
+    for action in actions.choices.values():  # after the action too: refsys deadletter list --token ...
+        add_token_option(action)
 
 
 def _filters(parser: argparse.ArgumentParser, *, states: bool) -> None:
@@ -179,14 +183,15 @@ def _batch(args: argparse.Namespace, action: str) -> int:
 
 
 class _Api:
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, headers: dict[str, str] | None = None) -> None:
         self.base = base.rstrip("/") + "/deadletters"
+        self.headers = headers or {}
 
     def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
         import requests
 
         try:
-            response = requests.request(method, self.base + path, timeout=300, **kwargs)
+            response = requests.request(method, self.base + path, headers=self.headers, timeout=300, **kwargs)
         except requests.RequestException as exc:
             return 503, {"error": {"code": "Unreachable", "message": f"the operations API does not answer: {exc}"}}
         try:
@@ -207,7 +212,7 @@ def _api(args: argparse.Namespace) -> _Api | None:
     if not base:
         print("refsys: this platform runs no operations function (restart it: refsys up)", file=sys.stderr)
         return None
-    return _Api(str(base))
+    return _Api(str(base), auth_headers(args))
 
 
 def _print(status: int, body: Any) -> int:

@@ -7,9 +7,8 @@ from typing import Any
 
 import flask
 
-from shared.catalog.odata.auth import TokenVerifier
-from shared.catalog.odata.errors import Unauthorized
 from shared.runtime import error_response
+from shared.security.access import OPERATOR, AccessPolicy, Denied
 
 
 class ApiError(Exception):
@@ -42,40 +41,14 @@ def answer(payload: Any, status: int = 200) -> flask.Response:
     return response
 
 
-def roles_of(claims: dict[str, Any]) -> set[str]:
-    """Roles a token grants, wherever the issuer puts them: ``roles``, Keycloak's ``realm_access.roles``
-    and ``resource_access.<client>.roles``, or ``groups``."""
-    found: set[str] = set()
-
-    def add(value: Any) -> None:
-        if isinstance(value, list):
-            found.update(str(item) for item in value)
-
-    add(claims.get("roles"))
-    add(claims.get("groups"))
-    realm = claims.get("realm_access")
-    if isinstance(realm, dict):
-        add(realm.get("roles"))
-    resources = claims.get("resource_access")
-    if isinstance(resources, dict):
-        for client in resources.values():
-            if isinstance(client, dict):
-                add(client.get("roles"))
-    return found
-
-
-def operator_gate(verifier: TokenVerifier | None, role: str) -> Callable[[flask.Request], None]:
+def operator_gate(access: AccessPolicy) -> Callable[[flask.Request], None]:
     """A check that raises :class:`ApiError` (401, 403) unless the request carries an operator's token;
     open when no issuer is configured (the embedded platform on loopback)."""
 
     def check(request: flask.Request) -> None:
-        if verifier is None:
-            return
         try:
-            claims = verifier.verify(request.headers.get("Authorization"))
-        except Unauthorized as exc:
-            raise ApiError(401, "Unauthorized", exc.message) from None
-        if role not in roles_of(claims):
-            raise ApiError(403, "Forbidden", f"the operations API needs the {role!r} role")
+            access.require(request.headers.get("Authorization"), OPERATOR)
+        except Denied as exc:
+            raise ApiError(exc.status, exc.code, exc.message) from None
 
     return check

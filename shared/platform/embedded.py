@@ -10,6 +10,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,10 +24,11 @@ import requests
 from shared.bus.broker import LocalBroker
 from shared.bus.manifests import Destination, Topology, load_topology
 from shared.platform.ping import PingTimer
-from shared.platform.ports import free_port
+from shared.platform.ports import reserve_port
 from shared.platform.processes import die_with_parent, signal_group, terminate_groups
 from shared.platform.seaweed import SeaweedFS
 from shared.platform.supervisor import Supervised, Supervisor
+from shared.security.access import OPEN_WARNING
 from shared.settings import Settings
 from shared.storage.objects import ObjectStore
 
@@ -36,6 +38,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 KNATIVE_DIR = REPO_ROOT / "knative"
 ENDPOINTS_FILE = "endpoints.json"
 CREDENTIALS_FILE = "s3-credentials.json"
+EVENT_SECRET_FILE = "event-secret"  # the bearer token of the platform's event senders (shared/security/senders.py)
+# Everything under the data directory is the user's own: products, catalog, queue, keys.
+PRIVATE_UMASK = 0o077
 LOCK_FILE = "platform.lock"  # flock'ed by the running platform; holds its pid, emptied by a clean stop
 # Stop budget (SIGINT/SIGTERM to exit in well under 10 s): deliveries still running after the broker's
 # wait go back to pending; functions get a graceful SIGTERM first; SeaweedFS's own graceful stop takes
@@ -92,6 +97,7 @@ class EmbeddedPlatform:
     supervisor: Supervisor = field(init=False)
     _lock: int | None = field(init=False, default=None)  # fd of the flock'ed LOCK_FILE while this one owns DIR
     _dead_pid: int | None = field(init=False, default=None)  # pid left in LOCK_FILE by a platform that died
+    _held_ports: list[socket.socket] = field(init=False, default_factory=list)  # the function servers' ports
 
     def __post_init__(self) -> None:
         self.data_dir = self.data_dir.resolve()
@@ -112,7 +118,7 @@ class EmbeddedPlatform:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         # O_CREAT without O_TRUNC: opening an existing lock file leaves it as it is. Not inherited
         # by the children (Python's fds are close-on-exec): the lock lives exactly as long as we do.
-        fd = os.open(self.data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -138,15 +144,25 @@ class EmbeddedPlatform:
         """
         self.lock()  # first: a second platform on this directory must not touch anything of the first
         try:
+            # Inherited by every child (SeaweedFS, the functions, the runs): nothing they write is readable by
+            # other local users; what an earlier version left readable is made private too.
+            os.umask(PRIVATE_UMASK)
+            make_private(self.data_dir)
             (self.data_dir / "logs").mkdir(exist_ok=True)
             access_key, secret_key = _credentials(self.data_dir)
+            event_secret = _event_secret(self.data_dir)
+            if not Settings().oidc_issuer:  # the functions inherit REFSYS_OIDC_* from this environment
+                log.warning(OPEN_WARNING)
             for service in self.topology.services.values():
                 env = service.env
+                # Held while the platform runs: no one else gets the port, not even while its server restarts.
+                held = reserve_port()
+                self._held_ports.append(held)
                 self.functions[service.name] = FunctionServer(
                     name=service.name,
                     target=env.get("FUNCTION_TARGET", service.name),
                     source=REPO_ROOT / env.get("FUNCTION_SOURCE", f"functions/{service.name}/main.py"),
-                    port=free_port(),
+                    port=held.getsockname()[1],
                     threads=env.get("THREADS", "4"),
                 )
             self.seaweed = SeaweedFS(
@@ -155,6 +171,7 @@ class EmbeddedPlatform:
                 access_key=access_key,
                 secret_key=secret_key,
                 webhook_url=self.functions[NOTIFY_SERVICE].url if NOTIFY_SERVICE in self.functions else None,
+                webhook_token=event_secret,
                 log_path=self.data_dir / "logs" / "seaweedfs.log",
             )
             self._recover()  # before the broker opens its queue: the line says first what happened
@@ -169,6 +186,7 @@ class EmbeddedPlatform:
                 task_command=f"{sys.executable} -m shared.processing.simulator",
                 # The broker's durable queue is the event archive (no archive function on a laptop).
                 event_archive_url=f"sqlite:///{self.data_dir / 'broker.db'}",
+                event_secret=event_secret,
             )
             # Binds the ingress port (K_SINK of the functions); its threads start after the children are
             # forked, so that no other thread holds a lock while a child runs its preexec_fn.
@@ -178,6 +196,7 @@ class EmbeddedPlatform:
                 self._resolve,
                 port=self.broker_port,
                 retention_s=settings.archive_retention_days * 86400,
+                event_secret=event_secret,
             )
             for server in self.functions.values():
                 self._start_function(server, settings)
@@ -186,7 +205,7 @@ class EmbeddedPlatform:
             self.broker.start()
             self.seaweed.create_buckets([settings.inbox_bucket, settings.quarantine_bucket, settings.deadletter_bucket])
             self._wait_until_answering(timeout)
-            self.pings = PingTimer(self.topology.ping_sources(), self._resolve)
+            self.pings = PingTimer(self.topology.ping_sources(), self._resolve, event_secret=event_secret)
             self.pings.start()
             self.supervisor = Supervisor(self._supervised())
             self.supervisor.start()
@@ -224,6 +243,9 @@ class EmbeddedPlatform:
         finally:
             if hasattr(self, "supervisor"):
                 self.supervisor.release()  # the children it restarted are stopped: its thread may end
+            for held in self._held_ports:
+                held.close()
+            self._held_ports.clear()
             os.close(self._lock)  # last: the directory is free once nothing of ours runs on it
             self._lock = None
 
@@ -350,6 +372,29 @@ def _credentials(data_dir: Path) -> tuple[str, str]:
         path.chmod(0o600)
     keys = json.loads(path.read_text())
     return keys["accessKey"], keys["secretKey"]
+
+
+def _event_secret(data_dir: Path) -> str:
+    """The secret the platform's senders show the functions: made once, kept private to the user."""
+    path = data_dir / EVENT_SECRET_FILE
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(secrets.token_urlsafe(32) + "\n")
+    return path.read_text().strip()
+
+
+def make_private(root: Path) -> None:
+    """Directories 0700 and files 0600 (0700 if executable) under ``root``, so other users read nothing."""
+    for directory, subdirectories, files in os.walk(root):
+        os.chmod(directory, 0o700)
+        for name in files:
+            path = Path(directory, name)
+            if path.is_symlink():
+                continue
+            mode = path.stat().st_mode
+            path.chmod(0o700 if mode & 0o100 else 0o600)
+        subdirectories[:] = [d for d in subdirectories if not Path(directory, d).is_symlink()]
 
 
 def _read_pid(fd: int) -> int | None:

@@ -16,6 +16,7 @@ from cronsim import CronSim
 
 from events import to_http
 from shared.bus.manifests import Destination, PingSource
+from shared.security.senders import sender_headers
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +42,13 @@ def next_tick(source: PingSource, after: datetime) -> datetime:
 class PingTimer:
     """One thread firing every PingSource at its schedule until stopped."""
 
-    def __init__(self, sources: list[PingSource], resolve: Callable[[Destination], str]) -> None:
+    def __init__(
+        self, sources: list[PingSource], resolve: Callable[[Destination], str], event_secret: str | None = None
+    ) -> None:
         self._sources = sources
         self._resolve = resolve
+        # The functions take ticks from the platform's senders only (shared/security/senders.py).
+        self._sender_headers = sender_headers(event_secret)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ping-sources", daemon=True)
 
@@ -58,6 +63,7 @@ class PingTimer:
 
     def fire(self, source: PingSource, when: datetime) -> None:
         headers, body = to_http(ping_event(source, when))
+        headers = {**headers, **self._sender_headers}
         try:
             response = requests.post(self._resolve(source.sink), data=body, headers=headers, timeout=300)
             log.info("ping %s -> %s", source.name, response.status_code)

@@ -41,3 +41,21 @@ def free_port(host: str = "127.0.0.1", *, grpc_offset: bool = False, avoid: Coll
         if _is_free(host, twin):
             return port
     raise RuntimeError(f"no free TCP port found on {host}")
+
+
+def reserve_port(host: str = "127.0.0.1") -> socket.socket:
+    """A port held for a child server: a socket bound to it with SO_REUSEADDR and never listening.
+
+    While it is open the kernel hands the port to no one else (``free_port`` elsewhere, an outgoing
+    connection), yet the child may bind it (SO_REUSEADDR, as gunicorn and Go set it) and listen, and bind
+    it again after a restart. ``free_port`` alone leaves a window between its check and the child's bind in
+    which another process may take the port: two platforms starting together got the same one.
+    """
+    held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        held.bind((host, 0))
+    except BaseException:
+        held.close()
+        raise
+    return held

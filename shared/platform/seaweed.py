@@ -18,6 +18,7 @@ import atexit
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -74,19 +75,34 @@ def _s3_identity_config(access_key: str, secret_key: str) -> dict[str, Any]:
     }
 
 
-def _notification_toml(webhook_url: str) -> str:
+def _notification_toml(webhook_url: str, bearer_token: str | None = None) -> str:
     # Keys from `weed scaffold -config notification` (SeaweedFS 4.x, [notification.webhook]).
-    # json.dumps gives a valid TOML basic string for a URL.
+    # json.dumps gives a valid TOML basic string for a URL or a token. bearer_token: the notify function
+    # takes notifications from this store only (shared/security/senders.py).
     return (
         "[notification.webhook]\n"
         "enabled = true\n"
         f"endpoint = {json.dumps(webhook_url)}\n"
-        "timeout_seconds = 10\n"
+        + (f"bearer_token = {json.dumps(bearer_token)}\n" if bearer_token else "")
+        + "timeout_seconds = 10\n"
         "max_retries = 3\n"
         "backoff_seconds = 1\n"
         "max_backoff_seconds = 10\n"
         "workers = 5\n"
         "buffer_size = 10000\n"
+    )
+
+
+def _security_toml(key: str) -> str:
+    # Keys from `weed scaffold -config security`. Every HTTP request to the master's assignments, the
+    # volume servers (reads and writes) and the filer (reads and writes) needs a JWT signed with these:
+    # only the S3 gateway (with its access keys), inside the same process, gets one. Without them the
+    # filer port served anyone on the machine (GET 200, PUT 201, DELETE 204). A fresh key at each start:
+    # the tokens live seconds and no stored data depends on them.
+    sections = ("jwt.signing", "jwt.signing.read", "jwt.filer_signing", "jwt.filer_signing.read")
+    return "".join(
+        f"[{section}]\nkey = {json.dumps(f'{key}-{index}')}\nexpires_after_seconds = 10\n"
+        for index, section in enumerate(sections)
     )
 
 
@@ -106,6 +122,14 @@ def _is_weed_of(pid: int, store_dir: Path) -> bool:
     return bool(cmdline) and cmdline[0].endswith(b"weed") and f"-dir={store_dir}".encode() in cmdline
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (it holds a key), whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+    with os.fdopen(fd, "w") as file:
+        file.write(text)
+
+
 class SeaweedFS:
     """A ``weed server`` (master + volume + filer + S3) child process on loopback."""
 
@@ -118,6 +142,7 @@ class SeaweedFS:
         access_key: str = "refsys",
         secret_key: str = "refsys-secret",
         webhook_url: str | None = None,
+        webhook_token: str | None = None,
         log_path: Path | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
@@ -127,6 +152,7 @@ class SeaweedFS:
         self.access_key = access_key
         self.secret_key = secret_key
         self.webhook_url = webhook_url
+        self.webhook_token = webhook_token
         self.log_path = Path(log_path) if log_path else self.data_dir / "seaweedfs.log"
         self.conf_dir = self.data_dir / "conf"
         self.store_dir = self.data_dir / "data"
@@ -150,9 +176,11 @@ class SeaweedFS:
         s3_config = self.conf_dir / "s3.json"
         s3_config.write_text(json.dumps(_s3_identity_config(self.access_key, self.secret_key), indent=2))
         s3_config.chmod(0o600)  # holds the secret key
+        security = self.conf_dir / "security.toml"  # read from the working directory, as notification.toml
+        _write_private(security, _security_toml(secrets.token_urlsafe(32)))
         notification = self.conf_dir / "notification.toml"
         if self.webhook_url:
-            notification.write_text(_notification_toml(self.webhook_url))
+            _write_private(notification, _notification_toml(self.webhook_url, self.webhook_token))
         else:
             notification.unlink(missing_ok=True)  # a stale file would keep notifying
         return s3_config

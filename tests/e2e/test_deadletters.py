@@ -11,6 +11,7 @@ import requests
 
 from events import ObjectCreated, make_event, to_http
 from shared.platform.embedded import EmbeddedPlatform
+from shared.security.senders import sender_headers
 from tests.e2e.test_operator import refsys
 from tests.e2e.test_platform import START, wait_for
 
@@ -30,7 +31,15 @@ def test_a_malformed_letter_is_skipped_while_the_others_restart(platform: Embedd
         event = make_event(created, source="/refsys/test")
         event.data = {"bucket": "rs-inbox", "key": f"e2e-dl/{i}"}  # no size, no time: ingest answers 422
         headers, body = to_http(event)
-        assert requests.post(platform.broker.ingress_url, data=body, headers=headers, timeout=10).status_code == 202
+        assert (
+            requests.post(
+                platform.broker.ingress_url,
+                data=body,
+                headers={**headers, **sender_headers(platform.settings.event_secret)},
+                timeout=10,
+            ).status_code
+            == 202
+        )
         poison.append(event["id"])
     # The fourth, as the user trial's: an event whose type is a list, straight to the dead-letter sink.
     created = ObjectCreated(store="aws", bucket="rs-inbox", key="e2e-dl/x", size=1, event_time=START)
@@ -38,7 +47,12 @@ def test_a_malformed_letter_is_skipped_while_the_others_restart(platform: Embedd
     headers, body = to_http(good, structured=True)
     malformed = {**json.loads(body), "type": [good["type"], "org.refsys.other.v1"], "knativeerrorcode": 422}
     sink = str(platform.endpoints()["functions"]["deadletter"])  # type: ignore[index]
-    answer = requests.post(sink, data=json.dumps(malformed), headers=headers, timeout=10)
+    answer = requests.post(
+        sink,
+        data=json.dumps(malformed),
+        headers={**headers, **sender_headers(platform.settings.event_secret)},
+        timeout=10,
+    )
     assert answer.status_code == 202
 
     letters = wait_for(lambda: len(found := pending(platform)) == 4 and found, "the four dead letters")

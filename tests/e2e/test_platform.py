@@ -19,6 +19,7 @@ from shared.ingestion.upload import upload_product
 from shared.platform.embedded import EmbeddedPlatform
 from shared.platform.ping import ping_event
 from shared.products import recognise, write_product
+from shared.security.senders import sender_headers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("platform")]
 START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -82,7 +83,8 @@ def test_the_same_notification_twice_leaves_one_catalog_entry(platform: Embedded
     }
     notify = platform.endpoints()["functions"]["notify"]  # type: ignore[index]
     for _ in range(2):
-        assert requests.post(notify, json={"Records": [record]}, timeout=10).status_code == 202
+        sender = sender_headers(platform.settings.event_secret)  # as the store's webhook sends it
+        assert requests.post(notify, json={"Records": [record]}, headers=sender, timeout=10).status_code == 202
     wait_for(lambda: settled(platform), "the broker to settle")
     assert query(platform, name=product.name)["count"] == 1
 
@@ -108,7 +110,15 @@ def test_a_product_event_delivered_twice_to_the_broker_is_cataloged_once(
     )
     headers, body = to_http(make_event(again, source="/refsys/functions/ingest"))
     for _ in range(2):
-        assert requests.post(platform.broker.ingress_url, data=body, headers=headers, timeout=10).status_code == 202
+        assert (
+            requests.post(
+                platform.broker.ingress_url,
+                data=body,
+                headers={**headers, **sender_headers(platform.settings.event_secret)},
+                timeout=10,
+            ).status_code
+            == 202
+        )
     wait_for(lambda: settled(platform), "the broker to settle")
     after = query(platform, name=product.name)
     assert after["count"] == 1
@@ -134,7 +144,15 @@ def test_a_poison_event_reaches_the_dead_letter_store(platform: EmbeddedPlatform
     )
     event.data = {"bucket": "rs-inbox"}  # not an ObjectCreated: ingest answers 422
     headers, body = to_http(event)
-    assert requests.post(platform.broker.ingress_url, data=body, headers=headers, timeout=10).status_code == 202
+    assert (
+        requests.post(
+            platform.broker.ingress_url,
+            data=body,
+            headers={**headers, **sender_headers(platform.settings.event_secret)},
+            timeout=10,
+        ).status_code
+        == 202
+    )
     output = wait_for(lambda: _deadletters(platform), "the dead letter")
     letter = next(json.loads(line) for line in str(output).splitlines() if json.loads(line)["eventId"] == event["id"])
     assert letter["errorCode"] == "422"
@@ -156,6 +174,7 @@ def _deadletters(platform: EmbeddedPlatform) -> str:
 )
 def test_malformed_input_to_any_endpoint_is_a_4xx_with_a_message(platform: EmbeddedPlatform, headers, body) -> None:
     endpoints = platform.endpoints()
+    headers = {**headers, **sender_headers(platform.settings.event_secret)}  # past the sender check: the input's turn
     # The dead-letter sink keeps whatever it gets (202): a letter refused there would be lost.
     functions = {name: url for name, url in endpoints["functions"].items() if name != "deadletter"}  # type: ignore[union-attr]
     urls = [endpoints["broker"], *functions.values()]
@@ -168,9 +187,10 @@ def test_malformed_input_to_any_endpoint_is_a_4xx_with_a_message(platform: Embed
 
 def test_the_scan_function_runs_a_scan_on_a_tick(platform: EmbeddedPlatform) -> None:
     (source,) = [s for s in platform.topology.ping_sources() if s.name == "inbox-scan"]
-    tick = to_http(ping_event(source, START))
+    headers, body = to_http(ping_event(source, START))
     scan = platform.endpoints()["functions"]["scan"]  # type: ignore[index]
-    assert requests.post(scan, data=tick[1], headers=tick[0], timeout=60).status_code == 202
+    headers.update(sender_headers(platform.settings.event_secret))  # as the platform's PingTimer sends it
+    assert requests.post(scan, data=body, headers=headers, timeout=60).status_code == 202
 
 
 def test_bad_catalog_queries_say_what_is_wrong(platform: EmbeddedPlatform) -> None:

@@ -25,6 +25,7 @@ import requests
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent, from_http
 
+from events.http import parse_http as parse_event
 from shared.bus.broker import LocalBroker
 from shared.bus.delivery import RetryPlan
 from shared.bus.manifests import Destination, load_topology
@@ -751,3 +752,28 @@ def test_a_kept_alive_connection_the_subscriber_closed_costs_no_retry(tmp_path: 
         broker.stop()
         server.shutdown()
         server.server_close()
+
+
+def test_hostile_bodies_at_the_ingress_get_a_4xx_and_odd_subjects_reach_the_subscriber(
+    tmp_path: Path, recorder: Recorder
+) -> None:
+    directory = manifests(tmp_path / "k", trigger("t", "org.example.odd", "ingest"))
+    broker = start_broker(directory, tmp_path / "q.db", resolver(recorder.url))
+    try:
+        deep = b"[" * 100_000 + b"]" * 100_000
+        structured = {"Content-Type": "application/cloudevents+json"}
+        response = requests.post(broker.ingress_url, headers=structured, data=deep, timeout=10)
+        assert response.status_code == 400 and "nested deeper" in response.text
+        wrong_type = {"specversion": "1.0", "id": "1", "source": "/s", "type": ["a"]}
+        response = requests.post(broker.ingress_url, headers=structured, data=json.dumps(wrong_type), timeout=10)
+        assert response.status_code == 400 and "type" in response.text
+        # A subject HTTP cannot carry as it is: percent-encoded on the way in and out, read back as it was.
+        subject = "inbox/Île 50%\nnew line ∆"
+        event = CloudEvent({"type": "org.example.odd", "source": "/s", "subject": subject}, {"a": 1})
+        headers, body = to_structured(event)
+        assert requests.post(broker.ingress_url, headers=headers, data=body, timeout=10).status_code == 202
+        wait_until(lambda: len(recorder.requests) == 1, "the delivery")
+        (received,) = recorder.requests
+        assert parse_event(received.headers, received.body)["subject"] == subject
+    finally:
+        broker.stop()

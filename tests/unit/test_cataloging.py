@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from moto import mock_aws
 
-from events import ProductIngested, ProductRejected, RejectionReason
+from events import ProductCataloged, ProductIngested, ProductRejected, RejectionReason
 from shared.catalog import open_catalog
 from shared.catalog.cataloging import Cataloguer
 from shared.catalog.database import CatalogDatabase
@@ -16,6 +16,7 @@ from shared.ingestion.inbox import Arrival, Inbox, identity
 from shared.ingestion.ledger import InboxLedger
 from shared.ingestion.upload import upload_product
 from shared.products import bucket_for, recognise, write_product
+from shared.runtime import Reject
 from shared.settings import Settings
 from shared.storage.objects import ObjectStore
 
@@ -106,3 +107,34 @@ def test_a_redelivered_announcement_of_a_quarantined_product_gets_the_same_rejec
     again = cataloguer.on_product_ingested(event)
     assert isinstance(again, ProductRejected) and again == first
     assert again.event_id() == first.event_id()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"bucket": "rs-quarantine"},
+        {"key": "S1A%2F..%2Fevil.txt"},
+        {"key": "../{name}/"},
+        {"key": "elsewhere/{name}/x/"},
+        {"manifest_key": "evil.xml"},
+    ],
+)
+def test_an_announcement_that_is_not_what_ingestion_says_is_refused_and_changes_nothing(ingested, change) -> None:
+    cataloguer, event = ingested
+    cataloguer.on_product_ingested(event)
+    before = cataloguer.catalog.get(event.product.product_id)
+    forged = event.model_copy(update={k: v.format(name=event.product.name) for k, v in change.items()})
+    with pytest.raises(Reject):
+        cataloguer.on_product_ingested(forged)
+    assert cataloguer.catalog.get(event.product.product_id) == before
+
+
+def test_an_announcement_under_an_inbox_prefix_is_cataloged(ingested) -> None:
+    cataloguer, event = ingested
+    store, bucket = cataloguer.store, event.bucket
+    for obj in store.list(bucket, event.key):
+        store.copy(bucket, obj.key, bucket, f"delivery/{obj.key}")
+    prefixed = event.model_copy(
+        update={"key": f"delivery/{event.key}", "manifest_key": f"delivery/{event.manifest_key}"}
+    )
+    assert isinstance(cataloguer.on_product_ingested(prefixed), ProductCataloged)

@@ -308,3 +308,48 @@ def test_families_known_to_add_files_only_warn(inbox: Inbox, product: Path, tmp_
     (ingested,) = [r for r in replies if r is not None]
     assert isinstance(ingested, ProductIngested)
     assert inbox.store.head(ingested.bucket, f"{product.name}/measurement/stray.tiff") is not None
+
+
+@pytest.mark.parametrize("key", ["", "../../etc/passwd", "a/./b", "x" * 1025])
+def test_a_key_no_inbox_object_can_have_is_refused_without_asking_the_store(inbox: Inbox, key: str) -> None:
+    event = ObjectCreated(store="aws", bucket=inbox.settings.inbox_bucket, key=key, size=1, event_time=START)
+    with pytest.raises(Reject, match="object key"):
+        inbox.on_object_created(event)
+
+
+def test_a_key_with_a_newline_and_non_latin_1_characters_is_quarantined_as_unrecognised(inbox: Inbox) -> None:
+    key = "drop/Île\n中.txt"
+    inbox.store.put(inbox.settings.inbox_bucket, key, b"x")
+    rejected = inbox.on_object_created(notification(inbox, key))
+    assert isinstance(rejected, ProductRejected) and rejected.reason is RejectionReason.UNRECOGNISED
+    assert inbox.store.read(inbox.settings.quarantine_bucket, key) == b"x"
+
+
+def test_late_members_of_an_ingested_product_are_settled_at_once(inbox: Inbox, product: Path) -> None:
+    deliver_all(inbox, product)
+    members = sorted(p for p in product.rglob("*") if p.is_file() and p.name != "manifest.safe")
+    same, other = (f"{product.name}/{p.relative_to(product).as_posix()}" for p in members[:2])
+    inbox.store.put(inbox.settings.inbox_bucket, same, members[0].read_bytes())
+    inbox.store.put(inbox.settings.inbox_bucket, other, b"not what was ingested")
+    assert inbox.on_object_created(notification(inbox, same)) is None
+    rejected = inbox.on_object_created(notification(inbox, other))
+    assert isinstance(rejected, ProductRejected) and rejected.reason is RejectionReason.CONFLICT
+    assert inbox.store.list(inbox.settings.inbox_bucket) == []  # nothing left to go "incomplete" an hour later
+    assert inbox.store.read(inbox.settings.quarantine_bucket, other) == b"not what was ingested"
+    assert inbox.store.read(family_bucket(product), other) == members[1].read_bytes()
+
+
+def test_late_members_of_a_conflicting_delivery_follow_it_into_quarantine(inbox: Inbox, product: Path) -> None:
+    deliver_all(inbox, product)
+    manifest = product / "manifest.safe"
+    manifest.write_bytes(manifest.read_bytes().replace(b"</xfdu:XFDU>", b"<!-- reprocessed --></xfdu:XFDU>"))
+    manifest_key = f"{product.name}/manifest.safe"
+    inbox.store.put(inbox.settings.inbox_bucket, manifest_key, manifest.read_bytes())
+    conflict = inbox.on_object_created(notification(inbox, manifest_key))
+    assert isinstance(conflict, ProductRejected) and conflict.reason is RejectionReason.CONFLICT
+    late = next(p for p in product.rglob("*.tiff"))
+    late_key = f"{product.name}/{late.relative_to(product).as_posix()}"
+    inbox.store.put(inbox.settings.inbox_bucket, late_key, late.read_bytes() + b"!")
+    rejected = inbox.on_object_created(notification(inbox, late_key))
+    assert isinstance(rejected, ProductRejected) and rejected.reason is RejectionReason.CONFLICT
+    assert inbox.store.list(inbox.settings.inbox_bucket) == []

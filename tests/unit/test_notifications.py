@@ -2,9 +2,11 @@
 
 import json
 
+import flask
 import pytest
 
 from shared.ingestion.notifications import UnknownNotification, object_events
+from shared.ingestion.notify import publish_notifications
 from tests.conftest import EVENT_FIXTURES
 
 
@@ -73,3 +75,38 @@ def test_seaweedfs_multipart_parts_are_not_objects() -> None:
     body["key"] = "/buckets/rs-inbox/.uploads/0a1b/0001.part"
     body["message"]["new_entry"]["name"] = "0001.part"
     assert object_events(body) == []
+
+
+def created(**object_members: object) -> dict:
+    record = load("s3-aws-object-created.json")["Records"][0]
+    record["s3"]["object"] = {**record["s3"]["object"], **object_members}
+    return record
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"Records": 5}, "Records must be an array"),
+        ({"Records": ["x"]}, "Records[0] must be an object"),
+        ({"Records": [{"eventName": "ObjectCreated:Put", "s3": []}]}, "Records[0].s3 must be an object"),
+        ({"Records": [{"eventName": 7}]}, "Records[0].eventName must be a string"),
+        ({"Records": [created(key=["a"])]}, "Records[0].s3.object.key must be a string"),
+        ({"Records": [created(key="")]}, "needs a bucket name and a key"),
+        ({"Records": [created(size={"n": 1})]}, "Records[0].s3.object.size must be an integer"),
+        ({"event_type": "create", "key": "/buckets/rs-inbox/x", "message": "no"}, "message must be an object"),
+        ({"event_type": "create", "key": 3, "message": {"new_entry": {"name": "x"}}}, "key must be a string"),
+    ],
+)
+def test_records_of_the_wrong_shape_are_refused_saying_what_is_wrong(body: object, says: str) -> None:
+    with pytest.raises(UnknownNotification) as refused:
+        object_events(body)
+    assert says in str(refused.value)
+
+
+def test_the_notify_function_answers_400_in_json_for_a_record_of_the_wrong_shape() -> None:
+    app = flask.Flask(__name__)
+    app.add_url_rule("/", "notify", lambda: publish_notifications(flask.request), methods=["POST"])
+    for body in (json.dumps({"Records": ["x"]}).encode(), b"[" * 100_000 + b"]" * 100_000):
+        response = app.test_client().post("/", data=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == 400
+        assert response.json["error"]["message"]

@@ -25,6 +25,7 @@ from shared.catalog.odata.auth import TokenVerifier
 from shared.catalog.odata.grammar import GRAMMAR
 from shared.catalog.odata.options import decode_skiptoken, encode_skiptoken, parse_options
 from shared.catalog.odata.service import ODataService
+from shared.security.access import AccessPolicy
 from shared.settings import Settings
 from shared.storage.objects import ObjectStore
 
@@ -302,13 +303,14 @@ def token(key: Any, **claims: Any) -> str:
 def test_with_an_issuer_every_request_needs_a_valid_bearer_token(store: CatalogStore, keys: tuple[Any, Any]) -> None:
     good, other = keys
     verifier = TokenVerifier(ISSUER, "refsys-odata", lambda _token: good.public_key())
-    client = client_for(ODataService(lambda: store, lambda: None, verifier=verifier))
+    client = client_for(ODataService(lambda: store, lambda: None, access=AccessPolicy(verifier)))
 
     def status(authorization: str | None) -> int:
         headers = {"Authorization": authorization} if authorization else {}
         return int(client.get("/odata/v1/Products", headers=headers).status_code)
 
-    assert status(f"Bearer {token(good)}") == 200
+    assert status(f"Bearer {token(good, roles=['viewer'])}") == 200
+    assert status(f"Bearer {token(good)}") == 403  # valid, but no role
     assert status(None) == 401
     assert status("Basic dXNlcjpwYXNz") == 401
     assert status(f"Bearer {token(other)}") == 401  # signed by another key
@@ -319,6 +321,30 @@ def test_with_an_issuer_every_request_needs_a_valid_bearer_token(store: CatalogS
     # HS256 with the public key as the secret (algorithm confusion) is refused.
     response = client.get("/odata/v1/Products", headers={"Authorization": "Bearer " + token(good)[:-4] + "AAAA"})
     assert response.status_code == 401 and response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_product_download_needs_the_downloader_role_and_metadata_the_viewer_role(
+    store: CatalogStore, objects: RecordingStore, keys: tuple[Any, Any]
+) -> None:
+    good, _ = keys
+    product = entry("S1A_SINGLE.zip", key="S1A_SINGLE.zip")
+    store.upsert(product)
+    objects.put("rs-l1", "S1A_SINGLE.zip", b"zipped")
+    verifier = TokenVerifier(ISSUER, "refsys-odata", lambda _token: good.public_key())
+    client = client_for(ODataService(lambda: store, lambda: objects, access=AccessPolicy(verifier)))
+
+    def status(path: str, *roles: str) -> int:
+        headers = {"Authorization": f"Bearer {token(good, roles=list(roles))}"}
+        return int(client.get(path, headers=headers).status_code)
+
+    value, metadata = f"/odata/v1/Products({product.id})/$value", f"/odata/v1/Products({product.id})"
+    assert status(value, "viewer") == 403
+    assert status(value, "operator") == 403
+    assert status(metadata, "viewer") == 200
+    assert status(metadata, "downloader") == 200  # a downloader finds what it downloads
+    assert status(f"{metadata}/Attributes", "admin") == 200
+    assert status(value, "downloader") == 307
+    assert status(value, "admin") == 307
 
 
 def test_without_an_issuer_the_api_is_open(client: Any) -> None:

@@ -16,7 +16,8 @@ from shared import ports
 from shared.catalog.odata.auth import TokenVerifier
 from shared.operations import replay_api
 from shared.operations.archive import EventArchive
-from shared.operations.http import ApiError, operator_gate, roles_of
+from shared.operations.http import ApiError, operator_gate
+from shared.security.access import AccessPolicy
 from shared.settings import get_settings
 from tests.unit.test_odata_service import ISSUER, keys, token  # noqa: F401  (keys is a fixture)
 from tests.unit.test_operations_archive import record
@@ -36,13 +37,13 @@ def check(gate: Any, authorization: str | None) -> int:
 
 def test_with_an_issuer_the_operations_api_needs_the_operator_role(keys: tuple[Any, Any]) -> None:  # noqa: F811
     good, _ = keys
-    gate = operator_gate(TokenVerifier(ISSUER, "refsys-odata", lambda _token: good.public_key()), "operator")
+    gate = operator_gate(AccessPolicy(TokenVerifier(ISSUER, "refsys-odata", lambda _token: good.public_key())))
     assert check(gate, None) == 401
-    assert check(gate, f"Bearer {token(good)}") == 403  # a valid token, but not an operator's
+    assert check(gate, f"Bearer {token(good, roles=['viewer', 'downloader'])}") == 403  # valid, not an operator's
     assert check(gate, f"Bearer {token(good, realm_access={'roles': ['operator']})}") == 200  # Keycloak's place
     assert check(gate, f"Bearer {token(good, roles=['operator'])}") == 200
-    assert check(operator_gate(None, "operator"), None) == 200  # no issuer: open, as on a laptop
-    assert roles_of({"resource_access": {"refsys": {"roles": ["operator"]}}, "groups": "not-a-list"}) == {"operator"}
+    assert check(gate, f"Bearer {token(good, groups=['admin'])}") == 200  # admin may do all
+    assert check(operator_gate(AccessPolicy(None)), None) == 200  # no issuer: open, as on a laptop
 
 
 @pytest.fixture

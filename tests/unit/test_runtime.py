@@ -1,5 +1,6 @@
 """The function convention: status codes and replies as Knative understands them."""
 
+import json
 from datetime import UTC, datetime
 
 import flask
@@ -165,3 +166,52 @@ def test_an_event_that_produced_nothing_is_looked_at_again() -> None:
     assert post(client).status_code == 202
     assert post(client).status_code == 202
     assert len(calls) == 2
+
+
+STRUCTURED = {"Content-Type": "application/cloudevents+json"}
+
+
+def structured_body(**attributes: object) -> bytes:
+    _, body = to_http(make_event(CREATED, source="/test"), structured=True)
+    return json.dumps({**json.loads(body), **attributes}).encode()
+
+
+@pytest.mark.parametrize("attribute", ["type", "source", "id"])
+@pytest.mark.parametrize("value", [["a"], 5, {"a": 1}])
+def test_attributes_of_the_wrong_json_type_are_a_400_that_says_so(attribute: str, value: object) -> None:
+    response = client_for(lambda event: None).post("/", headers=STRUCTURED, data=structured_body(**{attribute: value}))
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "InvalidEvent"
+    assert attribute in response.json["error"]["message"]
+
+
+@pytest.mark.parametrize("structured", [False, True])
+def test_deeply_nested_json_is_a_400_not_a_recursion_error(structured: bool) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    headers, _ = to_http(make_event(CREATED, source="/test"), structured=structured)
+    response = client_for(lambda event: None).post("/", headers=headers, data=deep)
+    assert response.status_code == 400
+    assert "nested deeper" in response.json["error"]["message"]
+
+
+def test_a_body_larger_than_any_event_is_a_413() -> None:
+    headers, _ = to_http(make_event(CREATED, source="/test"))
+    response = client_for(lambda event: None).post("/", headers=headers, data=b" " * (5 * 1024 * 1024))
+    assert response.status_code == 413
+    assert response.json["error"]["code"] == "EventTooLarge"
+
+
+def test_a_key_with_a_newline_and_non_latin_1_characters_travels_in_headers_and_back() -> None:
+    key = "inbox/Île\n中 50%.txt"
+    odd = ObjectCreated(store="aws", bucket="rs-inbox", key=key, size=1, event_time=NOW)
+    headers, body = to_http(make_event(odd, source="/test"))
+    for value in headers.values():
+        value.encode("ascii")  # what http.client and werkzeug can carry
+        assert "\n" not in value
+    seen: list[ObjectCreated] = []
+    response = client_for(lambda event: seen.append(event) or REJECTED.model_copy(update={"name": key})).post(
+        "/", headers=headers, data=body
+    )
+    assert response.status_code == 200
+    assert seen[0].key == key
+    assert parse_http(dict(response.headers), response.data)["subject"] == key

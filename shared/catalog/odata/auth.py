@@ -31,7 +31,7 @@ class TokenVerifier:
 
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("this catalog needs a bearer token: Authorization: Bearer <access token>")
+            raise Unauthorized("this service needs a bearer token: Authorization: Bearer <access token>")
         try:
             key = self._key_for_token(token.strip())
             claims: dict[str, Any] = jwt.decode(

@@ -31,8 +31,14 @@ from shared.catalog.filters import (
 from shared.catalog.odata.errors import BadFilter
 from shared.catalog.odata.grammar import parse
 
-MAX_FILTER_LENGTH = 20_000
+# Limits far above what PRIP and CDSE clients send (filters of a few hundred terms, nested a few
+# levels), low enough that every backend can run what they admit: beyond them a 400 says which one.
+MAX_FILTER_LENGTH = 100_000  # characters
+MAX_DEPTH = 16  # nested not / and-or alternations / lambdas; a flat chain of and/or is one level
+MAX_TERMS = 2_000  # conditions, counting each value of an 'in' list and each part of a geography
 MAX_IN_VALUES = 1_000
+MAX_VERTICES = 10_000  # of one geography
+MAX_PARTS = 500  # of one geography: each part is a box of the index prefilter
 
 # OData property paths of a Product (reference §4.1, CDSE ModificationDate and Collection/Name).
 PROPERTIES: dict[str, Prop] = {
@@ -63,6 +69,7 @@ _TEXT_FUNCTIONS = {"contains", "startswith", "endswith"}
 _FLIP = {"eq": "eq", "ne": "ne", "lt": "gt", "le": "ge", "gt": "lt", "ge": "le"}
 _GEOGRAPHY = re.compile(r"^(?:geography|geometry)'(?:SRID=(\d+);)?(.*)'$", re.IGNORECASE | re.DOTALL)
 _GEOMETRY_TYPES = {"Polygon", "MultiPolygon", "Point", "MultiPoint", "LineString", "MultiLineString"}
+_WKT_TYPE = re.compile(r"^\s*([A-Za-z]+)")
 
 
 class _Literal:
@@ -85,7 +92,7 @@ def parse_filter(text: str) -> Filter:
         tree = parse(text)
     except UnexpectedInput as exc:
         raise BadFilter(_syntax_message(text, exc)) from None
-    return _Translator().boolean(tree, None)
+    return _Translator().boolean(tree, None, 1)
 
 
 def _syntax_message(text: str, exc: UnexpectedInput) -> str:
@@ -122,7 +129,10 @@ def _parse_datetime(token: lark.Token) -> datetime:
         _fail(token, f"{str(token)!r} is not a valid date and time ({exc})")
     if value.tzinfo is None:  # timezone-less is UTC, as CDSE decided in 2024
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is in year 0 in UTC
+        _fail(token, f"{str(token)!r} is out of range (years 0001 to 9999) once converted to UTC")
 
 
 def _parse_geography(token: lark.Token) -> Any:
@@ -135,14 +145,25 @@ def _parse_geography(token: lark.Token) -> Any:
     srid, wkt = match[1], match[2].strip()
     if srid is not None and srid != "4326":
         _fail(token, f"SRID={srid} is not supported; footprints are in SRID=4326 (lon/lat degrees)")
+    supported = ", ".join(sorted(_GEOMETRY_TYPES))
+    # Named before parsing: GEOS raises NotImplementedError on curves (CIRCULARSTRING, CURVEPOLYGON).
+    kind = _WKT_TYPE.match(wkt)
+    if kind is None or kind[1].upper() not in {t.upper() for t in _GEOMETRY_TYPES}:
+        _fail(token, f"{kind[1] if kind else 'this geography'} is not supported; use {supported}")
     try:
         geometry = shapely.from_wkt(wkt)
-    except (GEOSException, ValueError, TypeError) as exc:
+    except (GEOSException, ValueError, TypeError, NotImplementedError) as exc:
         _fail(token, f"the geography is not valid WKT: {exc}")
     if geometry is None or geometry.is_empty:
         _fail(token, "the geography is empty")
     if geometry.geom_type not in _GEOMETRY_TYPES:
-        _fail(token, f"{geometry.geom_type} is not supported; use {', '.join(sorted(_GEOMETRY_TYPES))}")
+        _fail(token, f"{geometry.geom_type} is not supported; use {supported}")
+    vertices = int(shapely.get_num_coordinates(geometry))
+    if vertices > MAX_VERTICES:
+        _fail(token, f"the geography has {vertices} vertices; at most {MAX_VERTICES} are accepted (simplify it)")
+    parts = int(shapely.get_num_geometries(geometry))
+    if parts > MAX_PARTS:
+        _fail(token, f"the geography has {parts} parts; at most {MAX_PARTS} are accepted")
     if shapely.has_z(geometry):
         geometry = shapely.force_2d(geometry)
     # Longitudes beyond ±180 are refused, not wrapped: 190 could mean -170 or a deliberately unwrapped
@@ -168,28 +189,40 @@ def _parse_geography(token: lark.Token) -> Any:
 
 
 class _Translator:
-    def boolean(self, node: lark.Tree | lark.Token, variable: str | None) -> Filter:
+    def __init__(self) -> None:
+        self.terms = 0
+
+    def count(self, node: lark.Tree | lark.Token, terms: int = 1) -> None:
+        self.terms += terms
+        if self.terms > MAX_TERMS:
+            _fail(node, f"the filter has more than {MAX_TERMS} conditions (or values of 'in' lists and geographies)")
+
+    def boolean(self, node: lark.Tree | lark.Token, variable: str | None, depth: int) -> Filter:
+        # Checked before going deeper: recursion (here, in matching, in SQL compilation and in the
+        # database's own parser) stays bounded. SQLite overflowed its parser stack at 20 nested 'not'.
+        if depth > MAX_DEPTH:
+            _fail(node, f"the filter is nested more than {MAX_DEPTH} levels deep (not, and/or alternations, lambdas)")
         if isinstance(node, lark.Token):
             _fail(node, f"{str(node)!r} is not a condition")
         rule = str(node.data)
         if rule in ("or_", "and_"):
-            left, right = (self.boolean(child, variable) for child in node.children)
+            # The grammar gives a chain of "or" as a left-deep tree (as deep as the chain is long):
+            # collected without recursion into one flat node.
             kind = Or if rule == "or_" else And
-            # Flattened: a long chain of "or" stays a flat list, not a deep tree.
-            items = [
-                *(left.items if isinstance(left, kind) else (left,)),
-                *(right.items if isinstance(right, kind) else (right,)),
-            ]
-            return kind(tuple(items))
+            return kind(tuple(self.boolean(child, variable, depth + 1) for child in _chain(node, rule)))
         if rule == "not_":
-            return Not(self.boolean(node.children[0], variable))
+            return Not(self.boolean(node.children[0], variable, depth + 1))
         if rule == "comparison":
+            self.count(node)
             return self.comparison(node, variable)
         if rule == "in_list":
+            self.count(node, len(node.children) - 1)
             return self.in_list(node, variable)
         if rule == "call":
-            return self.call(node, variable)
+            self.count(node)
+            return self.call(node, variable, depth)
         if rule == "bare_member":
+            self.count(node)
             prop = self.property(node.children[0], variable)
             if prop is Prop.ONLINE:
                 return Compare(Prop.ONLINE, "eq", True)
@@ -306,13 +339,13 @@ class _Translator:
             values.append(self.checked(prop, self.literal(item), item))
         return In(prop, tuple(values))
 
-    def call(self, node: lark.Tree, variable: str | None) -> Filter:
+    def call(self, node: lark.Tree, variable: str | None, depth: int) -> Filter:
         path_node, *arguments = node.children
         assert isinstance(path_node, lark.Tree)
         segments = [str(t) for t in path_node.children]
         name = "/".join(segments)
         if len(segments) > 1 and segments[-1].lower() in ("any", "all"):
-            return self.lambda_(node, segments, arguments)
+            return self.lambda_(node, segments, arguments, depth)
         if name.lower() in _TEXT_FUNCTIONS:
             return self.text_function(node, name.lower(), arguments, variable)
         if name.lower() in _SPATIAL:
@@ -336,6 +369,8 @@ class _Translator:
         return TextMatch(prop, function, text.value)
 
     def spatial(self, node: lark.Tree, relation: str, arguments: list[Any]) -> Filter:
+        import shapely
+
         geography = None
         for argument in arguments:
             if argument is None:
@@ -356,11 +391,12 @@ class _Translator:
             if literal is None or literal.kind != "geography":
                 _fail(argument, "the area is a literal geography'SRID=4326;POLYGON((lon lat, ...))'")
             geography = literal.geometry
+            self.count(argument, int(shapely.get_num_geometries(geography)) - 1)
         if geography is None:
             _fail(node, "a spatial function needs area=geography'SRID=4326;POLYGON((lon lat, ...))'")
         return _spatial(relation, geography)
 
-    def lambda_(self, node: lark.Tree, segments: list[str], arguments: list[Any]) -> Filter:
+    def lambda_(self, node: lark.Tree, segments: list[str], arguments: list[Any], depth: int) -> Filter:
         if segments[-1].lower() == "all":
             _fail(node, "'all' lambdas are not supported; use any(...)")
         if segments[0] != "Attributes" or not all(s in _ATTRIBUTE_CASTS for s in segments[1:-1]) or len(segments) > 3:
@@ -375,13 +411,13 @@ class _Translator:
             )
         variable_token, body = arguments[0].children
         variable = str(variable_token)
-        conjuncts = _conjuncts(body)
+        conjuncts = _chain(body, "and_")
         name: str | None = None
         rest: list[Filter] = []
         for conjunct in conjuncts:
             attribute = self.attribute_name(conjunct, variable)
             if attribute is None:
-                rest.append(self.boolean(conjunct, variable))
+                rest.append(self.boolean(conjunct, variable, depth + 1))
             elif name is not None:
                 _fail(conjunct, f"{variable}/Name is given twice")
             else:
@@ -393,7 +429,7 @@ class _Translator:
         condition: Filter = Const(True) if not rest else rest[0] if len(rest) == 1 else And(tuple(rest))
         return AttributeMatch(name, condition)
 
-    def attribute_name(self, node: lark.Tree, variable: str) -> str | None:
+    def attribute_name(self, node: lark.Tree | lark.Token, variable: str) -> str | None:
         """``'x'`` when the node is ``<variable>/Name eq 'x'`` (either way round), else None."""
         if not isinstance(node, lark.Tree) or node.data != "comparison" or str(node.children[1]).lower() != "eq":
             return None
@@ -412,10 +448,17 @@ class _Translator:
         return None
 
 
-def _conjuncts(node: lark.Tree) -> list[lark.Tree]:
-    if isinstance(node, lark.Tree) and node.data == "and_":
-        return [c for child in node.children if isinstance(child, lark.Tree) for c in _conjuncts(child)]
-    return [node]
+def _chain(node: lark.Tree | lark.Token, rule: str) -> list[lark.Tree | lark.Token]:
+    """The operands of a chain of one operator (``a or b or (c or d)``), in order, found without recursion."""
+    operands: list[lark.Tree | lark.Token] = []
+    pending = [node]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, lark.Tree) and current.data == rule:
+            pending.extend(reversed(current.children))
+        else:
+            operands.append(current)
+    return operands
 
 
 def _spatial(relation: str, geometry: Any) -> Spatial:

@@ -2,8 +2,10 @@
 $select $skiptoken`` (reference production-common §4.3, CDSE peers §1.1).
 
 ``$top``: default and maximum 1000, as the reference (``max-search-hits``); a larger value is
-clamped, not refused, so scripts written for the reference keep working. Pages beyond the first
-continue with a keyset ``$skiptoken`` in ``@odata.nextLink``: no depth limit (CDSE stops at 10,000).
+clamped, not refused, so scripts written for the reference keep working. ``$top=0`` with
+``$count=true`` answers the count alone. ``$skip``: at most 1,000,000 (CDSE stops at 10,000); pages
+beyond continue with the keyset ``$skiptoken`` of ``@odata.nextLink``, which has no depth limit.
+Integers are ASCII digits only (``str.isdigit`` would take ``²``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +27,15 @@ from shared.catalog.odata.filter import parse_filter
 
 DEFAULT_TOP = 1000
 MAX_TOP = 1000
+# Deep $skip pages read and drop every row before them; the keyset $skiptoken costs the same at any depth.
+MAX_SKIP = 1_000_000
+_DIGITS = re.compile(r"[0-9]{1,30}")
+MAX_SKIPTOKEN = 4096  # characters: a token holds a few sort values and a product name
+
+
+def _fits_int64(value: int) -> bool:
+    return -(2**63) <= value < 2**63
+
 
 ORDERABLE: dict[str, Prop] = {
     "PublicationDate": Prop.PUBLICATION,
@@ -87,6 +99,8 @@ def parse_options(args: Mapping[str, str], *, collection: bool = True) -> Produc
     order = _orderby(args.get("$orderby"))
     top = min(_non_negative(args, "$top", DEFAULT_TOP), MAX_TOP)
     skip = _non_negative(args, "$skip", 0)
+    if skip > MAX_SKIP:
+        raise BadOption(f"$skip is at most {MAX_SKIP}, got {skip}; page further with @odata.nextLink")
     count = _boolean(args.get("$count", "false"), "$count")
     after = decode_skiptoken(args["$skiptoken"], order) if "$skiptoken" in args else None
     return ProductsQuery(
@@ -98,8 +112,8 @@ def _non_negative(args: Mapping[str, str], option: str, default: int) -> int:
     if option not in args:
         return default
     text = args[option].strip()
-    if not text.isdigit():
-        raise BadOption(f"{option} must be a non-negative integer, got {args[option]!r}")
+    if _DIGITS.fullmatch(text) is None:  # also bounds int()'s work on a million digits
+        raise BadOption(f"{option} must be a non-negative integer (ASCII digits), got {args[option][:40]!r}")
     return int(text)
 
 
@@ -159,12 +173,15 @@ def encode_skiptoken(order: tuple[SortKey, ...], values: tuple[Any, ...]) -> str
 def decode_skiptoken(token: str, order: tuple[SortKey, ...]) -> tuple[Any, ...]:
     full = total_order(order)
     try:
+        if len(token) > MAX_SKIPTOKEN:
+            raise ValueError(token)
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        data = json.loads(raw)
+        data = json.loads(raw)  # RecursionError on "[[[[...": not a token of ours either
         keys, values = data["k"], data["v"]
-    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError, RecursionError):
         raise BadOption("$skiptoken is not one this service issued; follow @odata.nextLink as given") from None
-    if keys != [f"{k.prop.value}{'-' if k.descending else '+'}" for k in full] or len(values) != len(full):
+    expected_keys = [f"{k.prop.value}{'-' if k.descending else '+'}" for k in full]
+    if keys != expected_keys or not isinstance(values, list) or len(values) != len(full):
         raise BadOption("$skiptoken belongs to another $orderby; follow @odata.nextLink as given")
     decoded: list[Any] = []
     for key, value in zip(full, values, strict=True):
@@ -172,10 +189,14 @@ def decode_skiptoken(token: str, order: tuple[SortKey, ...]) -> tuple[Any, ...]:
         try:
             if expected is datetime:
                 decoded.append(parse_utc(value))
-            elif isinstance(value, expected) and not isinstance(value, bool):
+            elif (
+                isinstance(value, expected)
+                and not isinstance(value, bool)
+                and (not isinstance(value, int) or _fits_int64(value))
+            ):
                 decoded.append(value)
             else:
                 raise TypeError(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: a date out of range once in UTC
             raise BadOption("$skiptoken is damaged; follow @odata.nextLink as given") from None
     return tuple(decoded)

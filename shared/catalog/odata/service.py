@@ -11,8 +11,10 @@
 ``GET  /odata/v1/Products(<Id>)/Inputs`` / ``Outputs`` the products it was made from / that were made from it
 ``GET  /odata/v1/Products(<Id>)/$value``             download: 307 to a presigned URL, or a streamed zip
 
-Errors: ``{"error": {"code", "message"}}`` — 400 bad filter or option (saying where), 401 no valid
-token (when an issuer is configured), 404 unknown product, 410 offline, 503 catalog down.
+Errors: ``{"error": {"code", "message"}}`` — 400 bad filter or option (saying where, and which limit
+of ``filter.py`` and ``options.py`` it passes) or a query the database finds too complex, 401 no valid
+token, 403 a token without the role (viewer; downloader for a product's ``$value``) when an issuer is
+configured, 404 unknown product, 410 offline, 503 catalog down.
 """
 
 from __future__ import annotations
@@ -30,12 +32,13 @@ import orjson
 from shared.catalog.filters import Selection, sort_value, total_order
 from shared.catalog.model import CatalogEntry, ProductQuery
 from shared.catalog.odata import download
-from shared.catalog.odata.auth import TokenVerifier
 from shared.catalog.odata.entities import METADATA, SERVICE_DOCUMENT, attributes_json, product_json, quicklooks_json
 from shared.catalog.odata.errors import BadOption, MethodNotAllowed, NotFound, ODataError
 from shared.catalog.odata.options import MAX_TOP, ProductsQuery, encode_skiptoken, parse_options
+from shared.catalog.sqlfilter import QueryTooComplex
 from shared.catalog.store import CatalogStore, CatalogUnavailable
 from shared.runtime import error_response
+from shared.security.access import DOWNLOADER, VIEWER, AccessPolicy, Denied
 
 if TYPE_CHECKING:
     from shared.processing.lineage import LineageStore
@@ -55,27 +58,31 @@ class ODataService:
         catalog: Callable[[], CatalogStore],
         objects: Callable[[], Any],
         *,
-        verifier: TokenVerifier | None = None,
+        access: AccessPolicy | None = None,
         download_expiry_seconds: int = 600,
         lineage: Callable[[], LineageStore] | None = None,
     ) -> None:
         # Ports are callables: the object store (boto3, ~300 ms) is created only for a download.
         self._catalog = catalog
         self._objects = objects
-        self._verifier = verifier
+        self._access = access
         self._expiry = download_expiry_seconds
         self._lineage = lineage
 
     def handle(self, request: flask.Request) -> flask.Response:
         try:
-            if self._verifier is not None:
-                self._verifier.verify(request.headers.get("Authorization"))
+            if self._access is not None:
+                self._access.require(request.headers.get("Authorization"), _role_for(request.path))
             return self._route(request)
+        except Denied as exc:
+            return exc.response()
         except ODataError as exc:
             response = error_response(exc.status, exc.code, exc.message)
             if exc.status == 401:
                 response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
             return response
+        except QueryTooComplex as exc:  # can never succeed: not a 503 that asks the client to retry
+            return error_response(400, "QueryTooComplex", f"{exc}; simplify the $filter")
         except CatalogUnavailable as exc:
             response = error_response(503, "CatalogUnavailable", f"the catalog database is unavailable: {exc}")
             response.headers["Retry-After"] = "5"
@@ -155,7 +162,8 @@ class ODataService:
         selection = Selection(
             where=query.where,
             order=query.order,
-            limit=query.top + 1,  # one more tells whether a next page exists
+            # One more tells whether a next page exists; $top=0 (with $count, the count alone) has none.
+            limit=query.top + 1 if query.top else 0,
             offset=0 if query.after is not None else query.skip,
             after=query.after,
         )
@@ -164,7 +172,7 @@ class ODataService:
             entries, body["@odata.count"] = catalog.find_counted(selection)
         else:
             entries = catalog.find(selection)
-        more = len(entries) > query.top
+        more = query.top > 0 and len(entries) > query.top
         entries = entries[: query.top]
         body["value"] = [product_json(e, select=query.select, expand=query.expand) for e in entries]
         if more:
@@ -193,6 +201,12 @@ class ODataService:
 
 # Properties in the order the ICD lists them (flask.jsonify would sort them, at a cost per response).
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def _role_for(path: str) -> str:
+    """A product's bytes need the downloader role; everything else here is metadata (quicklooks too)."""
+    match = _ENTITY.match(path.removeprefix(BASE_PATH).rstrip("/"))
+    return DOWNLOADER if match is not None and match[3] == "/$value" else VIEWER
 
 
 def _json(body: dict[str, Any]) -> flask.Response:
