@@ -13,7 +13,7 @@ from events import ObjectCreated, make_event, to_http
 from shared.platform.embedded import EmbeddedPlatform
 from shared.security.senders import sender_headers
 from tests.e2e.test_operator import refsys
-from tests.e2e.test_platform import START, wait_for
+from tests.e2e.test_platform import START, publish, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("platform")]
 
@@ -30,16 +30,7 @@ def test_a_malformed_letter_is_skipped_while_the_others_restart(platform: Embedd
         created = ObjectCreated(store="aws", bucket="rs-inbox", key=f"e2e-dl/{i}", size=1, event_time=START)
         event = make_event(created, source="/refsys/test")
         event.data = {"bucket": "rs-inbox", "key": f"e2e-dl/{i}"}  # no size, no time: ingest answers 422
-        headers, body = to_http(event)
-        assert (
-            requests.post(
-                platform.broker.ingress_url,
-                data=body,
-                headers={**headers, **sender_headers(platform.settings.event_secret)},
-                timeout=10,
-            ).status_code
-            == 202
-        )
+        publish(platform, event)
         poison.append(event["id"])
     # The fourth, as the user trial's: an event whose type is a list, straight to the dead-letter sink.
     created = ObjectCreated(store="aws", bucket="rs-inbox", key="e2e-dl/x", size=1, event_time=START)

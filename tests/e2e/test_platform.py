@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from cloudevents.http import CloudEvent
 
 from events import ObjectCreated, ProductIngested, make_event, to_http
 from shared.ingestion.inbox import identity
@@ -23,6 +24,13 @@ from shared.security.senders import sender_headers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("platform")]
 START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def publish(platform: EmbeddedPlatform, event: CloudEvent) -> None:
+    """Post an event to the broker's ingress as the platform's own publishers do (with its event secret)."""
+    headers, body = to_http(event)
+    headers.update(sender_headers(platform.settings.event_secret))
+    assert requests.post(platform.broker.ingress_url, data=body, headers=headers, timeout=10).status_code == 202
 
 
 def wait_for(condition: Callable[[], object], what: str, timeout: float = 60.0) -> object:
@@ -108,17 +116,8 @@ def test_a_product_event_delivered_twice_to_the_broker_is_cataloged_once(
         inbox_time=before["inboxTime"],
         ingestion_time=before["ingestionTime"],
     )
-    headers, body = to_http(make_event(again, source="/refsys/functions/ingest"))
     for _ in range(2):
-        assert (
-            requests.post(
-                platform.broker.ingress_url,
-                data=body,
-                headers={**headers, **sender_headers(platform.settings.event_secret)},
-                timeout=10,
-            ).status_code
-            == 202
-        )
+        publish(platform, make_event(again, source="/refsys/functions/ingest"))
     wait_for(lambda: settled(platform), "the broker to settle")
     after = query(platform, name=product.name)
     assert after["count"] == 1
@@ -143,16 +142,7 @@ def test_a_poison_event_reaches_the_dead_letter_store(platform: EmbeddedPlatform
         ObjectCreated(store="aws", bucket="rs-inbox", key="x", size=1, event_time=START), source="/refsys/test"
     )
     event.data = {"bucket": "rs-inbox"}  # not an ObjectCreated: ingest answers 422
-    headers, body = to_http(event)
-    assert (
-        requests.post(
-            platform.broker.ingress_url,
-            data=body,
-            headers={**headers, **sender_headers(platform.settings.event_secret)},
-            timeout=10,
-        ).status_code
-        == 202
-    )
+    publish(platform, event)
     output = wait_for(lambda: _deadletters(platform), "the dead letter")
     letter = next(json.loads(line) for line in str(output).splitlines() if json.loads(line)["eventId"] == event["id"])
     assert letter["errorCode"] == "422"
