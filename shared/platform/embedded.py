@@ -156,7 +156,7 @@ class EmbeddedPlatform:
             for service in self.topology.services.values():
                 env = service.env
                 # Held while the platform runs: no one else gets the port, not even while its server restarts.
-                held = reserve_port()
+                held = reserve_port()[0]
                 self._held_ports.append(held)
                 self.functions[service.name] = FunctionServer(
                     name=service.name,

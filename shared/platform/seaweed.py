@@ -21,6 +21,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -35,7 +36,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared.platform.ports import GRPC_OFFSET, free_port
+from shared.platform.ports import GRPC_OFFSET, reserve_port
 from shared.platform.processes import die_with_parent, signal_group
 
 if TYPE_CHECKING:
@@ -147,8 +148,10 @@ class SeaweedFS:
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.host = host
-        # Chosen now so the endpoint is known before start(); kept across stop()/start().
-        self.s3_port = s3_port or free_port(host, grpc_offset=True)
+        # Chosen now so the endpoint is known before start(); kept across stop()/start(), and held (reserved)
+        # while this object lives, so no other process takes it meanwhile.
+        self._s3_held = [] if s3_port else reserve_port(host, grpc_offset=True)
+        self.s3_port = s3_port or self._s3_held[0].getsockname()[1]
         self.access_key = access_key
         self.secret_key = secret_key
         self.webhook_url = webhook_url
@@ -159,6 +162,7 @@ class SeaweedFS:
         self._proc: subprocess.Popen[bytes] | None = None
         self._master_port = 0  # chosen at each start()
         self._ports: set[int] = set()  # every port of the running process, gRPC twins included
+        self._held: list[socket.socket] = []  # the master's, volume's and filer's ports, held while it runs
 
     @property
     def s3_endpoint(self) -> str:
@@ -188,8 +192,11 @@ class SeaweedFS:
     def _command(self, s3_config: Path) -> list[str]:
         used = {self.s3_port, self.s3_port + GRPC_OFFSET}
         ports: dict[str, int] = {}
+        self._release_ports()
         for name in ("master", "volume", "filer"):
-            port = free_port(self.host, grpc_offset=True, avoid=used)
+            held = reserve_port(self.host, grpc_offset=True)  # held: never handed out twice, even here
+            self._held += held
+            port = held[0].getsockname()[1]
             used |= {port, port + GRPC_OFFSET}
             ports[name] = port
         self._master_port = ports["master"]
@@ -357,8 +364,14 @@ class SeaweedFS:
         signal_group(pgid, signal.SIGKILL)
         proc.wait()
         self._remove_stale_sockets()
+        self._release_ports()
         self._state_file.unlink(missing_ok=True)
         log.info("SeaweedFS on %s stopped", self.s3_endpoint)
+
+    def _release_ports(self) -> None:
+        for held in self._held:
+            held.close()
+        self._held = []
 
     def _remove_stale_sockets(self) -> None:
         for sock in _stale_sockets(self._ports):

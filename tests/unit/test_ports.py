@@ -7,7 +7,7 @@ from shared.platform.ports import reserve_port
 
 
 def test_a_reserved_port_is_handed_to_no_one_else_and_the_child_can_bind_it_again_and_again() -> None:
-    held = reserve_port()
+    (held,) = reserve_port()
     port = held.getsockname()[1]
     try:
         handed_out = set()
@@ -30,3 +30,20 @@ def test_a_reserved_port_is_handed_to_no_one_else_and_the_child_can_bind_it_agai
                 raise AssertionError("a process without SO_REUSEADDR took the reserved port")
     finally:
         held.close()
+
+
+def test_a_server_with_a_grpc_twin_gets_both_ports_held() -> None:
+    held = reserve_port(grpc_offset=True)
+    try:
+        port, twin = (s.getsockname()[1] for s in held)
+        assert twin == port + 10000
+        with socket.socket() as stranger:
+            try:
+                stranger.bind(("127.0.0.1", twin))
+            except OSError:
+                pass
+            else:
+                raise AssertionError("the twin port was not held")
+    finally:
+        for s in held:
+            s.close()
