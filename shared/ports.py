@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from shared.bus.publisher import SinkPublisher
     from shared.catalog.store import CatalogStore
     from shared.ingestion.ledger import InboxLedger
+    from shared.operations.archive import EventArchive
     from shared.storage.objects import ObjectStore
 
 
@@ -57,3 +58,12 @@ def inbox_ledger() -> InboxLedger:
 
     settings = get_settings()
     return InboxLedger(CatalogDatabase(settings.catalog_url), lease_s=settings.ingest_lease_s)
+
+
+@lru_cache(maxsize=1)
+def event_archive() -> EventArchive:
+    """The event archive: the catalog database's table on a cluster, the local broker's queue on a laptop."""
+    from shared.operations.archive import EventArchive
+
+    settings = get_settings()
+    return EventArchive(settings.event_archive_url or settings.catalog_url)

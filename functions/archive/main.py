@@ -1,24 +1,15 @@
 """archive: every event of the broker (a Trigger without filter) kept in order in ``archived_events``, for
 replays. Clusters only: the embedded platform's broker keeps its own queue as the archive."""
 
-from functools import lru_cache
-
 import flask
 import functions_framework
 
+from shared import ports
 from shared.bus.codec import InvalidEvent, parse_http
-from shared.operations.archive import EventArchive
 from shared.runtime import configure_logging, error_response
 from shared.security.senders import refuse_unknown_sender
-from shared.settings import get_settings
 
 configure_logging()
-
-
-@lru_cache(maxsize=1)
-def _archive() -> EventArchive:
-    settings = get_settings()
-    return EventArchive(settings.event_archive_url or settings.catalog_url)
 
 
 @functions_framework.http
@@ -33,5 +24,5 @@ def archive(request: flask.Request) -> flask.Response:
         record = parse_http(dict(request.headers), request.get_data())
     except InvalidEvent as exc:
         return error_response(400, "InvalidEvent", str(exc))
-    _archive().store(record)  # a redelivery finds the first copy and keeps it
+    ports.event_archive().store(record)  # a redelivery finds the first copy and keeps it
     return flask.Response(status=202)

@@ -21,7 +21,7 @@ import flask
 
 from shared import ports
 from shared.bus.publisher import SinkUnavailable
-from shared.operations.archive import EventArchive, EventSelection, SelectionError
+from shared.operations.archive import EventSelection, SelectionError
 from shared.operations.http import ApiError, answer, json_body
 from shared.operations.reruns import (
     Kind,
@@ -43,12 +43,6 @@ _COLLECTIONS = {"replays": Kind.REPLAY, "reprocessings": Kind.REPROCESSING}
 
 
 @lru_cache(maxsize=1)
-def archive() -> EventArchive:
-    settings = get_settings()
-    return EventArchive(settings.event_archive_url or settings.catalog_url)
-
-
-@lru_cache(maxsize=1)
 def reruns() -> RerunStore:
     return RerunStore(get_settings().catalog_url)
 
@@ -65,7 +59,7 @@ def handle(request: flask.Request, path: str) -> flask.Response:
 
 def on_tick() -> dict[str, int]:
     """The archive's retention (the local broker applies it to its own queue)."""
-    return {"archivePurged": archive().purge(get_settings().archive_retention_days * 86400)}
+    return {"archivePurged": ports.event_archive().purge(get_settings().archive_retention_days * 86400)}
 
 
 def selection_from_query(args: Mapping[str, Any]) -> EventSelection:
@@ -88,12 +82,12 @@ def _archive(request: flask.Request, rest: list[str]) -> flask.Response:
     _method(request, "GET")
     selection = selection_from_query(request.args)
     if rest == ["count"]:
-        return answer(archive().count(selection))
+        return answer(ports.event_archive().count(selection))
     if rest:
         raise ApiError(404, "NotFound", f"no route /archive/{'/'.join(rest)}; try /archive or /archive/count")
     after = _integer(request.args.get("after", "0"), "after", 0)
     limit = _integer(request.args.get("limit", "100"), "limit", 1, MAX_PAGE)
-    events = archive().select(selection, after=after, limit=limit)
+    events = ports.event_archive().select(selection, after=after, limit=limit)
     page: dict[str, Any] = {"events": [event.summary() for event in events]}
     if len(events) == limit:
         page["next"] = f"{request.path}?{_query_with(request.args, after=events[-1].seq)}"
@@ -127,8 +121,8 @@ def _start(kind: Kind, body: dict[str, Any]) -> flask.Response:
     if kind is Kind.REPLAY:
         selection = EventSelection.from_json(body)
         if dry_run:
-            return answer(archive().count(selection, upto=archive().last_seq()))
-        return _stream(plan_replay(archive(), reruns(), selection), rate)
+            return answer(ports.event_archive().count(selection, upto=ports.event_archive().last_seq()))
+        return _stream(plan_replay(ports.event_archive(), reruns(), selection), rate)
     text = body.pop("filter", None)
     if not isinstance(text, str) or not text.strip():
         raise ApiError(400, "InvalidBody", 'a reprocessing needs "filter": an OData $filter of the products')
@@ -146,7 +140,9 @@ def _stream(rerun: Rerun, rate: float) -> flask.Response:
         yield json.dumps(rerun.to_json()) + "\n"
         shown = time.monotonic()
         try:
-            for published in run(rerun, archive(), ports.catalog(), reruns(), ports.sink().publish, Pace(rate)):
+            for published in run(
+                rerun, ports.event_archive(), ports.catalog(), reruns(), ports.sink().publish, Pace(rate)
+            ):
                 if time.monotonic() - shown >= PROGRESS_EVERY_S:
                     shown = time.monotonic()
                     yield json.dumps({"published": published}) + "\n"

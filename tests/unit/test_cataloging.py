@@ -61,14 +61,14 @@ def test_a_redelivery_changes_nothing_and_keeps_an_eviction(ingested) -> None:
     assert again.publication_time == first.publication_time == after.publication_time
 
 
-def test_a_product_whose_metadata_cannot_be_read_is_quarantined_with_the_file_and_the_reason(ingested) -> None:
-    cataloguer, _ = ingested
+def zero_byte_orbit_file(cataloguer) -> ProductIngested:
+    """A zero-byte orbit file in its family bucket, and its announcement."""
     name = "S1A_OPER_AUX_RESORB_OPOD_20171213T143838_V20171213T102737_20171213T134507.EOF"
     product = recognise(name)
     bucket = bucket_for(product.family)
     cataloguer.store.ensure_bucket(bucket)
-    cataloguer.store.put(bucket, name, b"")  # a zero-byte orbit file
-    event = ProductIngested(
+    cataloguer.store.put(bucket, name, b"")
+    return ProductIngested(
         product=identity(product),
         bucket=bucket,
         key=name,
@@ -76,6 +76,12 @@ def test_a_product_whose_metadata_cannot_be_read_is_quarantined_with_the_file_an
         content_type="application/octet-stream",
         ingestion_time=START,
     )
+
+
+def test_a_product_whose_metadata_cannot_be_read_is_quarantined_with_the_file_and_the_reason(ingested) -> None:
+    cataloguer, _ = ingested
+    event = zero_byte_orbit_file(cataloguer)
+    name, bucket = event.product.name, event.bucket
     reply = cataloguer.on_product_ingested(event)
     assert isinstance(reply, ProductRejected) and reply.reason is RejectionReason.METADATA_UNREADABLE
     assert name in reply.detail
@@ -89,19 +95,8 @@ def test_a_redelivered_announcement_of_a_quarantined_product_gets_the_same_rejec
     # It used to answer RetryLater (its file was gone: moved to quarantine by the first delivery) until
     # it was dead-lettered, and `refsys status` could not find the product.
     cataloguer, _ = ingested
-    name = "S1A_OPER_AUX_RESORB_OPOD_20171213T143838_V20171213T102737_20171213T134507.EOF"
-    product = recognise(name)
-    bucket = bucket_for(product.family)
-    cataloguer.store.ensure_bucket(bucket)
-    cataloguer.store.put(bucket, name, b"")
-    event = ProductIngested(
-        product=identity(product),
-        bucket=bucket,
-        key=name,
-        content_length=0,
-        content_type="application/octet-stream",
-        ingestion_time=START,
-    )
+    event = zero_byte_orbit_file(cataloguer)
+    name, bucket = event.product.name, event.bucket
     first = cataloguer.on_product_ingested(event)
     assert cataloguer.store.head(bucket, name) is None  # moved to quarantine
     again = cataloguer.on_product_ingested(event)

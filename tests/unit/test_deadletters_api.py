@@ -15,12 +15,12 @@ from events import to_http
 from functions.deadletter.main import deadletter
 from functions.operations.main import operations
 from shared import ports
-from shared.operations import deadletters_api, replay_api
+from shared.operations import deadletters_api
 from shared.operations.archive import EventSelection
 from shared.settings import get_settings
 from tests.unit.test_deadletters import Receiver, failed, ingested, malformed_body
 
-CACHES = (get_settings, ports.object_store, ports.sink, deadletters_api._rules, replay_api.archive)
+CACHES = (get_settings, ports.object_store, ports.sink, deadletters_api._rules, ports.event_archive)
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def keep(event: Any) -> str:
 
 
 def test_list_count_show_restart_and_delete_over_http(api: Receiver) -> None:
-    archived = replay_api.archive()  # a cluster's archive (the catalog's table) has the event...
+    archived = ports.event_archive()  # a cluster's archive (the catalog's table) has the event...
     archived.store({**ingested().get_attributes(), "data": ingested().data})
     first = keep(failed(ingested(), 422, "checksum missing"))
     (kept,) = archived.select(EventSelection())  # ...and learns of its dead letter, the outcome Knative reports

@@ -49,7 +49,7 @@ def test_with_an_issuer_the_operations_api_needs_the_operator_role(keys: tuple[A
 @pytest.fixture
 def operations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     monkeypatch.setenv("REFSYS_CATALOG_URL", f"sqlite:///{tmp_path / 'catalog.db'}")
-    caches = (get_settings, replay_api.archive, replay_api.reruns, ports.catalog)
+    caches = (get_settings, ports.event_archive, replay_api.reruns, ports.catalog)
     for cached in caches:
         cached.cache_clear()
     spec = importlib.util.spec_from_file_location("operations_main", REPO_ROOT / "functions/operations/main.py")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import threading
@@ -18,7 +17,6 @@ from kubernetes import client
 
 from events.processing import FailureReason, JobInput, JobReady, JobTask
 from shared.catalog import open_catalog
-from shared.processing import jobs_cli
 from shared.processing.jobs import JobState, JobStore
 from shared.processing.kubernetes import (
     KubernetesRunner,
@@ -31,6 +29,7 @@ from shared.processing.kubernetes import (
     run_id_of,
 )
 from shared.settings import Settings
+from tests.unit.test_processing_jobs_cli import run
 
 T = datetime(2024, 5, 1, tzinfo=UTC)
 NAMESPACE = "refsys-test"
@@ -478,19 +477,6 @@ def test_the_run_id_is_read_from_the_job_and_from_its_pods() -> None:
 # -- refsys jobs manifest ---------------------------------------------------------------------------------
 
 
-def run_cli(argv: list[str], data_dir: Path) -> int:
-    parser = argparse.ArgumentParser(prog="refsys")
-    commands = parser.add_subparsers(required=True)
-
-    def add_data_dir(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--data-dir", type=Path, default=data_dir)
-
-    jobs_cli.register(commands, add_data_dir)
-    args = parser.parse_args(argv)
-    code: int = args.command(args)
-    return code
-
-
 @pytest.fixture
 def jobs_dir(tmp_path: Path) -> Path:
     url = f"sqlite:///{tmp_path / 'catalog.db'}"
@@ -512,14 +498,14 @@ def test_jobs_manifest_prints_the_job_launch_would_create(
 ) -> None:
     monkeypatch.setenv("REFSYS_JOBS_NAMESPACE", NAMESPACE)
     monkeypatch.setenv("K_SINK", SINK)
-    assert run_cli(["jobs", "manifest", ready().job_key], jobs_dir) == 0
+    assert run(["jobs", "manifest", ready().job_key], jobs_dir) == 0
     assert json.loads(capsys.readouterr().out) == job_manifest(ready(), settings())
 
 
 def test_jobs_manifest_exits_2_for_an_unknown_or_waiting_job(
     jobs_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run_cli(["jobs", "manifest", "nope"], jobs_dir) == 2
+    assert run(["jobs", "manifest", "nope"], jobs_dir) == 2
     assert "no job 'nope'" in capsys.readouterr().err
-    assert run_cli(["jobs", "manifest", "s1-aiop:L2"], jobs_dir) == 2
+    assert run(["jobs", "manifest", "s1-aiop:L2"], jobs_dir) == 2
     assert "not ready yet" in capsys.readouterr().err
