@@ -5,15 +5,14 @@ the restart rules scheduled and applies the archive's retention. Operator role n
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
 
 import flask
 import functions_framework
 
 from shared.operations import deadletters_api, replay_api
-from shared.operations.http import ApiError, answer, operator_gate
+from shared.operations.http import ApiError, answer
 from shared.runtime import configure_logging, error_response, tick_endpoint
-from shared.security.access import access_policy
+from shared.security.access import OPERATOR, access_policy
 
 configure_logging()
 ROUTES: dict[str, Callable[[flask.Request, str], flask.Response]] = {
@@ -22,11 +21,6 @@ ROUTES: dict[str, Callable[[flask.Request, str], flask.Response]] = {
     "replays": replay_api.handle,
     "reprocessings": replay_api.handle,
 }
-
-
-@lru_cache(maxsize=1)
-def _gate() -> Callable[[flask.Request], None]:
-    return operator_gate(access_policy())
 
 
 def _tick() -> dict[str, int]:
@@ -50,8 +44,9 @@ def operations(request: flask.Request) -> flask.Response:
     route = ROUTES.get(path.split("/")[1])
     if route is None:
         return error_response(404, "NotFound", f"no route {path}; the routes: {', '.join(ROUTES)}")
+    if (refused := access_policy().refuse(request, OPERATOR)) is not None:
+        return refused
     try:
-        _gate()(request)
         return route(request, path)
     except ApiError as exc:
         return exc.response()

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import flask
 
 from shared.runtime import error_response
-from shared.security.access import OPERATOR, AccessPolicy, Denied
 
 
 class ApiError(Exception):
@@ -39,16 +37,3 @@ def answer(payload: Any, status: int = 200) -> flask.Response:
     response = flask.jsonify(payload)
     response.status_code = status
     return response
-
-
-def operator_gate(access: AccessPolicy) -> Callable[[flask.Request], None]:
-    """A check that raises :class:`ApiError` (401, 403) unless the request carries an operator's token;
-    open when no issuer is configured (the embedded platform on loopback)."""
-
-    def check(request: flask.Request) -> None:
-        try:
-            access.require(request.headers.get("Authorization"), OPERATOR)
-        except Denied as exc:
-            raise ApiError(exc.status, exc.code, exc.message) from None
-
-    return check

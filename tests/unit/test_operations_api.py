@@ -16,8 +16,7 @@ from shared import ports
 from shared.catalog.odata.auth import TokenVerifier
 from shared.operations import replay_api
 from shared.operations.archive import EventArchive
-from shared.operations.http import ApiError, operator_gate
-from shared.security.access import AccessPolicy
+from shared.security.access import OPERATOR, AccessPolicy
 from shared.settings import get_settings
 from tests.unit.test_odata_service import ISSUER, keys, token  # noqa: F401  (keys is a fixture)
 from tests.unit.test_operations_archive import record
@@ -25,25 +24,22 @@ from tests.unit.test_operations_archive import record
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def check(gate: Any, authorization: str | None) -> int:
+def check(policy: AccessPolicy, authorization: str | None) -> int:
     headers = {"Authorization": authorization} if authorization else {}
     with flask.Flask("t").test_request_context("/replays", headers=headers):
-        try:
-            gate(flask.request)
-        except ApiError as exc:
-            return exc.status
-    return 200
+        refused = policy.refuse(flask.request, OPERATOR)
+    return 200 if refused is None else refused.status_code
 
 
 def test_with_an_issuer_the_operations_api_needs_the_operator_role(keys: tuple[Any, Any]) -> None:  # noqa: F811
     good, _ = keys
-    gate = operator_gate(AccessPolicy(TokenVerifier(ISSUER, "refsys-odata", lambda _token: good.public_key())))
+    gate = AccessPolicy(TokenVerifier(ISSUER, "refsys-odata", lambda _token: good.public_key()))
     assert check(gate, None) == 401
     assert check(gate, f"Bearer {token(good, roles=['viewer', 'downloader'])}") == 403  # valid, not an operator's
     assert check(gate, f"Bearer {token(good, realm_access={'roles': ['operator']})}") == 200  # Keycloak's place
     assert check(gate, f"Bearer {token(good, roles=['operator'])}") == 200
     assert check(gate, f"Bearer {token(good, groups=['admin'])}") == 200  # admin may do all
-    assert check(operator_gate(AccessPolicy(None)), None) == 200  # no issuer: open, as on a laptop
+    assert check(AccessPolicy(None), None) == 200  # no issuer: open, as on a laptop
 
 
 @pytest.fixture

@@ -56,11 +56,7 @@ def call(function: str, method: str, path: str, authorization: str | None = None
 def clear_caches() -> None:
     for cached in (get_settings, access.access_policy, senders.sender_check, ports.catalog):
         cached.cache_clear()
-    for function in ("odata", "operations"):
-        module = importlib.import_module(f"functions.{function}.main")
-        for name in ("_service", "_gate"):
-            if hasattr(module, name):
-                getattr(module, name).cache_clear()
+    importlib.import_module("functions.odata.main")._service.cache_clear()
 
 
 @pytest.fixture
