@@ -156,10 +156,36 @@ class ProductCataloged(ProductEvent):
         return naming.derived_id("cataloged", self.product.product_id, self.bucket, self.key, self.content_length)
 
 
+class ProductEvicted(ProductEvent):
+    """A product's stored copy was removed by its retention rule: it stays listed, ``Online`` false."""
+
+    TYPE: ClassVar[str] = naming.event_type("product", "evicted")
+
+    bucket: str
+    key: str
+    eviction_time: AwareDatetime = Field(
+        description="The product's EvictionDate: when its rule made it due, or when an operator evicted it"
+    )
+    rule: str = Field(description="The retention rule that made it due, or 'operator' for a manual eviction")
+
+    def event_id(self) -> str:
+        # The stored EvictionDate, not the clock: a retried eviction announces the same event.
+        return naming.derived_id("evicted", self.product.product_id, self.bucket, self.key, self.eviction_time)
+
+
 from events.processing import JobCompleted, JobFailed, JobReady  # noqa: E402  (processing events build on EventData above)
 
 # Every type the system emits or consumes; operations events join here.
 EVENT_MODELS: dict[str, type[EventData]] = {
     model.TYPE: model
-    for model in (ObjectCreated, ProductIngested, ProductRejected, ProductCataloged, JobReady, JobCompleted, JobFailed)
+    for model in (
+        ObjectCreated,
+        ProductIngested,
+        ProductRejected,
+        ProductCataloged,
+        ProductEvicted,
+        JobReady,
+        JobCompleted,
+        JobFailed,
+    )
 }

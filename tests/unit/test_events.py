@@ -9,6 +9,7 @@ from events import (
     InvalidPayload,
     ObjectCreated,
     ProductCataloged,
+    ProductEvicted,
     ProductIdentity,
     ProductIngested,
     ProductRejected,
@@ -74,6 +75,9 @@ EXAMPLES = [
         validity_start=NOW,
         validity_stop=NOW,
         publication_time=NOW,
+    ),
+    ProductEvicted(
+        product=PRODUCT, bucket="rs-s1-l1-slices", key=PRODUCT.name + "/", eviction_time=NOW, rule="S1 L1: 30 days"
     ),
     JobReady(
         job_key="s1-l1-iw:" + PRODUCT.name,
