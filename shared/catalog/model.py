@@ -185,6 +185,18 @@ class ProductQuery:
             raise ValueError(f"query start {self.start.isoformat()} is after stop {self.stop.isoformat()}")
 
 
+@dataclass(frozen=True)
+class ProductTypeSummary:
+    """What the catalog holds of one product type: a STAC collection's item count and extents."""
+
+    mission: str
+    product_type: str
+    count: int
+    start: datetime | None  # earliest validity start
+    end: datetime | None  # latest validity stop
+    bbox: tuple[float, float, float, float] | None  # west, south, east, north of the footprints
+
+
 # --- Stored representation, shared by the backends -------------------------------------------------
 
 

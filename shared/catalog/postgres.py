@@ -8,38 +8,45 @@ is replaced and the operation retried once (every operation is idempotent).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import orjson
 import psycopg
-from psycopg.adapt import Dumper
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg.pq import Format
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import DictRow, dict_row, tuple_row
 from psycopg.types.json import set_json_loads
 
-from shared.catalog.filters import Filter, Selection, valid_shapes
+from shared.catalog.errors import CatalogUnavailable
+from shared.catalog.filters import Filter, Selection
 from shared.catalog.migrations import COMPONENT, load_migrations
 from shared.catalog.model import (
     CatalogEntry,
     ProductQuery,
-    attributes_from_json,
-    attributes_to_json,
+    ProductTypeSummary,
     canonical_json,
     parse_geometry,
 )
+from shared.catalog.pool import ConnectionPool
+from shared.catalog.postgres_rows import (
+    CONTENT_COLUMNS,
+    ID_KEY,
+    UPSERT,
+    JsonbText,
+    entry_from_row,
+    rounds,
+    upsert_params,
+    upsert_round,
+)
+from shared.catalog.sqlboxes import certainly_passing
 from shared.catalog.sqlfilter import (
     POSTGRESQL,
     CompiledSelection,
     QueryTooComplex,
-    certainly_passing,
     compile_selection,
     exact_tests,
 )
-from shared.catalog.store import CatalogUnavailable, ConnectionPool
 
 log = logging.getLogger(__name__)
 
@@ -51,36 +58,17 @@ _MIGRATION_LOCK = 0x7265667379730001  # "refsys" + 1
 _CONNECT_DEFAULTS = {"connect_timeout": "5", "application_name": "refsys-catalog"}
 _CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
 
-# Columns compared to decide whether an upsert changes anything: all but the bookkeeping times.
-_CONTENT_COLUMNS = (
-    "name",
-    "mission",
-    "satellite",
-    "product_type",
-    "level",
-    "family",
-    "bucket",
-    "object_key",
-    "content_length",
-    "checksum",
-    "content_type",
-    "validity_start",
-    "validity_stop",
-    "footprint",
-    "attributes",
-    "inbox_time",
-    "ingestion_time",
-    "eviction_time",
-    "online",
-    "quicklooks",
-)
-_JSONB = ("footprint", "attributes", "quicklooks")
 # Attributes as text, read by json: an Integer attribute may exceed 64 bits, which orjson (the
 # connection's reader of the other jsonb columns, three times json's speed) would make a float.
 _SELECT = (
     "SELECT p.id, "
-    + ", ".join("p.attributes::text AS attributes" if c == "attributes" else f"p.{c}" for c in _CONTENT_COLUMNS)
+    + ", ".join("p.attributes::text AS attributes" if c == "attributes" else f"p.{c}" for c in CONTENT_COLUMNS)
     + ", p.publication_time, p.modification_time FROM products p"
+)
+_ORDER = " ORDER BY p.publication_time DESC, p.name"
+_PRODUCT_TYPES = (
+    "SELECT mission, product_type, count(*), min(validity_start), max(validity_stop), ST_Extent(footprint_geom)"
+    " FROM products GROUP BY mission, product_type ORDER BY mission, product_type"
 )
 
 
@@ -123,243 +111,6 @@ def _counted_page(compiled: CompiledSelection) -> tuple[str, list[Any]]:
     return sql, [*certain_params, *compiled.keyset_params, *compiled.count_params, *exact_params]
 
 
-def _compared(alias: str, column: str) -> str:
-    # jsonb as text: canonical (sorted keys) yet type-exact, where jsonb equality has 1 = 1.0.
-    return f"{alias}.{column}::text" if column in _JSONB else f"{alias}.{column}"
-
-
-_GEOMETRY = "ST_Force2D(ST_MakeValid(ST_SetSRID(ST_GeomFromGeoJSON(%(footprint)s::text), 4326)))"
-# ON CONFLICT ... WHERE: an identical redelivered entry updates nothing and returns no row.
-# publication_time is not in the SET list: an existing entry keeps it.
-_UPSERT = f"""
-INSERT INTO products AS p (id, {", ".join(_CONTENT_COLUMNS)}, footprint_geom, publication_time, modification_time)
-VALUES (%(id)s, {", ".join(f"%({c})s::jsonb" if c in _JSONB else f"%({c})s" for c in _CONTENT_COLUMNS)},
-        {_GEOMETRY}, %(publication_time)s, %(modification_time)s)
-ON CONFLICT (id) DO UPDATE SET
-    {", ".join(f"{c} = EXCLUDED.{c}" for c in _CONTENT_COLUMNS)},
-    footprint_geom = EXCLUDED.footprint_geom,
-    modification_time = EXCLUDED.modification_time
-WHERE ({", ".join(_compared("p", c) for c in _CONTENT_COLUMNS)})
-    IS DISTINCT FROM ({", ".join(_compared("EXCLUDED", c) for c in _CONTENT_COLUMNS)})
-RETURNING p.id
-"""
-_ORDER = " ORDER BY p.publication_time DESC, p.name"
-
-# Bulk path (upsert_many). Rows travel by binary COPY: typed values, no text to parse server-side,
-# and the geometry as EWKB made valid client-side (vectorised GEOS calls, a chunk at a time). Ids not
-# in the table yet are COPYed straight into it; the others go through a staging table and one
-# INSERT ... SELECT with _UPSERT's conflict handling.
-_ROW_COLUMNS = ("id", *_CONTENT_COLUMNS, "footprint_geom", "publication_time", "modification_time")
-# COPY types: psycopg picks each value's binary dumper from these. jsonb goes from JSON text
-# (_JsonbText), the geometry's EWKB as raw bytes, which the column's binary input (geometry_recv) reads.
-_COPY_TYPES = [
-    {
-        "content_length": "int8",
-        "validity_start": "timestamptz",
-        "validity_stop": "timestamptz",
-        "inbox_time": "timestamptz",
-        "ingestion_time": "timestamptz",
-        "eviction_time": "timestamptz",
-        "online": "bool",
-        "footprint_geom": "bytea",
-        "publication_time": "timestamptz",
-        "modification_time": "timestamptz",
-    }.get(c, "jsonb" if c in _JSONB else "text")
-    for c in _ROW_COLUMNS
-]
-_COLUMN_LIST = ", ".join(_ROW_COLUMNS)
-_COPY_NEW = f"COPY products ({_COLUMN_LIST}) FROM STDIN (FORMAT BINARY)"
-_EXISTING = "SELECT id FROM products WHERE id = ANY(%s::text[])"
-_CREATE_STAGE = (
-    "CREATE TEMP TABLE IF NOT EXISTS products_stage ON COMMIT DELETE ROWS AS"
-    f" SELECT {_COLUMN_LIST} FROM products WITH NO DATA"
-)
-_COPY_STAGE = f"COPY products_stage ({_COLUMN_LIST}) FROM STDIN (FORMAT BINARY)"
-# Emptying the stage as it is read: a later round (an id twice in a batch) stages its own rows.
-_UPSERT_STAGED = f"""
-WITH staged AS (DELETE FROM products_stage RETURNING *)
-INSERT INTO products AS p ({_COLUMN_LIST})
-SELECT {_COLUMN_LIST} FROM staged
-ON CONFLICT {_UPSERT.split("ON CONFLICT", 1)[1]}"""
-_ID_KEY = "products_pkey"  # the primary key's constraint: a COPYed id that a concurrent writer inserted
-
-Row = tuple[Any, ...]
-# Built once (json.dumps with options builds an encoder per call); a NaN is a ValueError, not bad JSON.
-_JSON = json.JSONEncoder(allow_nan=False).encode
-_CHUNK = 500  # entries made into rows at a time: GEOS calls still vectorised, the server soon busy
-
-
-class _JsonbText(Dumper):
-    """Binary jsonb from JSON text: the format's version byte, then the text."""
-
-    oid = psycopg.postgres.types["jsonb"].oid
-    format = Format.BINARY
-
-    def dump(self, obj: str) -> bytes:
-        return b"\x01" + obj.encode()
-
-
-def _valid_ewkb(batch: list[CatalogEntry], footprints: list[str | None]) -> list[bytes | None]:
-    """The 2D EWKB (SRID 4326) of each footprint, made valid as ST_MakeValid would; a clear
-    ValueError naming the entry for one that is not a usable GeoJSON geometry."""
-    # Imported here, as parse_geometry does: only writes and spatial queries need them.
-    import numpy as np
-    import shapely
-
-    present = [i for i, text in enumerate(footprints) if text is not None]
-    ewkb: list[bytes | None] = [None] * len(batch)
-    if not present:
-        return ewkb
-    try:
-        shapes = shapely.from_geojson([footprints[i] for i in present])
-        usable = not shapely.is_empty(shapes).any()
-    except (shapely.errors.GEOSException, TypeError, ValueError):
-        usable = False
-    if not usable:  # entry by entry: parse_geometry says which footprint is wrong, and how
-        shapes = np.array(
-            [parse_geometry(e.footprint, f"footprint of {e.name}") for e in batch if e.footprint is not None],
-            dtype=object,
-        )
-    shapes = shapely.set_srid(valid_shapes(shapes), 4326)
-    for i, wkb in zip(present, shapely.to_wkb(shapes, output_dimension=2, include_srid=True).tolist(), strict=True):
-        ewkb[i] = wkb
-    return ewkb
-
-
-def _rows(batch: list[CatalogEntry]) -> list[Row]:
-    """COPY rows (``_ROW_COLUMNS``) of a batch. JSON need not be canonical here: jsonb orders keys itself."""
-    footprints = [None if e.footprint is None else _JSON(e.footprint) for e in batch]
-    return [
-        (
-            e.id,
-            e.name,
-            e.mission,
-            e.satellite,
-            e.product_type,
-            e.level,
-            e.family,
-            e.bucket,
-            e.key,
-            e.content_length,
-            e.checksum,
-            e.content_type,
-            e.validity_start,
-            e.validity_stop,
-            footprint,
-            attributes_to_json(e.attributes),
-            e.inbox_time,
-            e.ingestion_time,
-            e.eviction_time,
-            e.online,
-            _JSON(e.quicklooks),
-            geometry,
-            e.publication_time,
-            e.modification_time,
-        )
-        for e, footprint, geometry in zip(batch, footprints, _valid_ewkb(batch, footprints), strict=True)
-    ]
-
-
-def _rounds(batch: list[CatalogEntry]) -> list[list[CatalogEntry]]:
-    """The batch split so that no id is twice in a round: the n-th occurrence of an id in round n."""
-    occurrences: dict[str, int] = {}
-    rounds: list[list[CatalogEntry]] = []
-    for entry in batch:
-        n = occurrences[entry.id] = occurrences.get(entry.id, -1) + 1
-        if n == len(rounds):
-            rounds.append([])
-        rounds[n].append(entry)
-    return rounds
-
-
-def _copy(cursor: psycopg.Cursor[DictRow], statement: str, entries: list[CatalogEntry]) -> None:
-    """COPY the entries' rows, made a chunk at a time: the server inserts one chunk while the next
-    is made (two cores busy instead of one after the other)."""
-    with cursor.copy(statement) as copy:
-        copy.set_types(_COPY_TYPES)
-        for start in range(0, len(entries), _CHUNK):
-            for row in _rows(entries[start : start + _CHUNK]):
-                copy.write_row(row)
-
-
-def _upsert_round(cursor: psycopg.Cursor[DictRow], entries: list[CatalogEntry], *, all_staged: bool) -> int:
-    """Upsert entries of distinct ids; the number inserted or changed. ``all_staged``: every entry
-    goes through the staging table's conflict handling (safe against a concurrent insert of an id)."""
-    if all_staged:
-        new, known = [], entries
-    else:
-        existing = {row["id"] for row in cursor.execute(_EXISTING, ([e.id for e in entries],))}
-        new = [e for e in entries if e.id not in existing]
-        known = [e for e in entries if e.id in existing] if existing else []
-    if new:
-        _copy(cursor, _COPY_NEW, new)
-    if not known:
-        return len(new)
-    cursor.execute(_CREATE_STAGE)
-    _copy(cursor, _COPY_STAGE, known)
-    return len(new) + len(cursor.execute(_UPSERT_STAGED).fetchall())
-
-
-def _entry(row: DictRow) -> CatalogEntry:
-    # Timestamps come back in UTC (the session's time zone), jsonb as plain JSON values: already
-    # what construction makes.
-    return CatalogEntry.from_store(
-        id=row["id"],
-        name=row["name"],
-        mission=row["mission"],
-        satellite=row["satellite"],
-        product_type=row["product_type"],
-        level=row["level"],
-        family=row["family"],
-        bucket=row["bucket"],
-        key=row["object_key"],
-        content_length=row["content_length"],
-        checksum=row["checksum"],
-        content_type=row["content_type"],
-        validity_start=row["validity_start"],
-        validity_stop=row["validity_stop"],
-        footprint=row["footprint"],
-        attributes=attributes_from_json(row["attributes"]),
-        publication_time=row["publication_time"],
-        modification_time=row["modification_time"],
-        inbox_time=row["inbox_time"],
-        ingestion_time=row["ingestion_time"],
-        eviction_time=row["eviction_time"],
-        online=row["online"],
-        quicklooks=tuple(row["quicklooks"]),
-    )
-
-
-def _params(entry: CatalogEntry) -> dict[str, Any]:
-    if entry.footprint is not None:
-        parse_geometry(entry.footprint, f"footprint of {entry.name}")  # a clear ValueError, not a DB error
-    return {
-        "id": entry.id,
-        "name": entry.name,
-        "mission": entry.mission,
-        "satellite": entry.satellite,
-        "product_type": entry.product_type,
-        "level": entry.level,
-        "family": entry.family,
-        "bucket": entry.bucket,
-        "object_key": entry.key,
-        "content_length": entry.content_length,
-        "checksum": entry.checksum,
-        "content_type": entry.content_type,
-        "validity_start": entry.validity_start,
-        "validity_stop": entry.validity_stop,
-        "footprint": None if entry.footprint is None else canonical_json(entry.footprint),
-        "attributes": attributes_to_json(entry.attributes),
-        "inbox_time": entry.inbox_time,
-        "ingestion_time": entry.ingestion_time,
-        "eviction_time": entry.eviction_time,
-        "online": entry.online,
-        "quicklooks": canonical_json(list(entry.quicklooks)),
-        "publication_time": entry.publication_time,
-        "modification_time": entry.modification_time,
-    }
-
-
 def _where(query: ProductQuery) -> tuple[str, dict[str, Any]]:
     """WHERE clause from fixed fragments; values only ever travel as parameters."""
     clauses: list[str] = []
@@ -390,6 +141,17 @@ def _where(query: ProductQuery) -> tuple[str, dict[str, Any]]:
         )
         params["intersects"] = canonical_json(query.intersects)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _box(extent: str | None) -> tuple[float, float, float, float] | None:
+    """(west, south, east, north) of PostGIS's box2d text ``BOX(w s,e n)``. Footprints cut at the
+    antimeridian are in the world cell here (see ``grid``): their extent spans every longitude."""
+    if extent is None:
+        return None
+    low, high = extent.removeprefix("BOX(").removesuffix(")").split(",")
+    west, south = (float(v) for v in low.split())
+    east, north = (float(v) for v in high.split())
+    return west, south, east, north
 
 
 def _location(url: str) -> str:
@@ -424,12 +186,12 @@ class PostgresCatalog:
     # -- CatalogStore --------------------------------------------------------------------------
 
     def upsert(self, entry: CatalogEntry) -> bool:
-        params = _params(entry)
+        params = upsert_params(entry)
 
         def write(conn: Connection) -> bool:
             try:
                 with conn.transaction():
-                    return conn.execute(_UPSERT, params).fetchone() is not None
+                    return conn.execute(UPSERT, params).fetchone() is not None
             except psycopg.errors.UniqueViolation as exc:
                 raise ValueError(f"cannot catalog {entry.name} with id {entry.id}: {exc}") from exc
 
@@ -439,22 +201,22 @@ class PostgresCatalog:
         batch = list(entries)
         if not batch:
             return 0
-        rounds = _rounds(batch)
+        batch_rounds = rounds(batch)
 
         def write(conn: Connection, all_staged: bool) -> int:
             with conn.transaction(), conn.cursor() as cursor:  # one transaction for the batch
-                cursor.adapters.register_dumper(None, _JsonbText)
+                cursor.adapters.register_dumper(None, JsonbText)
                 # A later round's ids were all in the first, so they are in the table by then.
                 return sum(
-                    _upsert_round(cursor, entries_of_round, all_staged=all_staged or n > 0)
-                    for n, entries_of_round in enumerate(rounds)
+                    upsert_round(cursor, entries_of_round, all_staged=all_staged or n > 0)
+                    for n, entries_of_round in enumerate(batch_rounds)
                 )
 
         try:
             try:
                 return self._run(lambda conn: write(conn, False))
             except psycopg.errors.UniqueViolation as exc:
-                if exc.diag.constraint_name != _ID_KEY:
+                if exc.diag.constraint_name != ID_KEY:
                     raise
                 # A concurrent writer inserted one of the new ids meanwhile: again, all with ON CONFLICT.
                 return self._run(lambda conn: write(conn, True))
@@ -472,7 +234,7 @@ class PostgresCatalog:
         sql = _SELECT + where + _ORDER + " LIMIT %(limit)s OFFSET %(offset)s"
         params.update(limit=query.limit, offset=query.offset)
         rows = self._run(lambda conn: conn.execute(sql, params).fetchall())
-        return [_entry(row) for row in rows]
+        return [entry_from_row(row) for row in rows]
 
     def count(self, query: ProductQuery) -> int:
         where, params = _where(query)
@@ -484,7 +246,7 @@ class PostgresCatalog:
         if not compiled.exact:
             sql = _SELECT + compiled.where + compiled.order_by + " LIMIT %s OFFSET %s"
             params = (*compiled.params, selection.limit, selection.offset)
-            return [_entry(row) for row in self._run(lambda conn: conn.execute(sql, params).fetchall())]
+            return [entry_from_row(row) for row in self._run(lambda conn: conn.execute(sql, params).fetchall())]
         if selection.limit == 0:
             return []
         keys = _candidate_keys(compiled)
@@ -508,7 +270,7 @@ class PostgresCatalog:
                     offset, size = offset + size, size * 2
                 return kept[selection.offset : wanted]
 
-        return [_entry(row) for row in self._run(read)]
+        return [entry_from_row(row) for row in self._run(read)]
 
     def count_where(self, where: Filter | None) -> int:
         compiled = compile_selection(Selection(where=where), POSTGRESQL, defer_exact=True)
@@ -540,7 +302,18 @@ class PostgresCatalog:
             return [rows[i] for i in ids], count
 
         rows, count = self._run(read)
-        return [_entry(row) for row in rows], count
+        return [entry_from_row(row) for row in rows], count
+
+    def product_types(self) -> list[ProductTypeSummary]:
+        def read(conn: Connection) -> list[ProductTypeSummary]:
+            with conn.cursor(row_factory=tuple_row) as cursor:
+                rows = cursor.execute(_PRODUCT_TYPES).fetchall()
+            return [
+                ProductTypeSummary(mission, product_type, count, start, end, _box(extent))
+                for mission, product_type, count, start, end, extent in rows
+            ]
+
+        return self._run(read)
 
     def ping(self) -> None:
         self._run(lambda conn: conn.execute("SELECT 1").fetchone())
@@ -585,7 +358,7 @@ class PostgresCatalog:
 
     def _first(self, sql: str, params: tuple[Any, ...]) -> CatalogEntry | None:
         row = self._run(lambda conn: conn.execute(sql, params).fetchone())
-        return None if row is None else _entry(row)
+        return None if row is None else entry_from_row(row)
 
     @staticmethod
     def _migrate(conn: Connection) -> None:

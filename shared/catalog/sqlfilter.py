@@ -113,7 +113,7 @@ SQLITE_LIMIT_ERRORS = (
 _GROUP = 100
 
 
-def _joined(parts: Sequence[str], joiner: str) -> str:
+def joined(parts: Sequence[str], joiner: str) -> str:
     """``(p1 joiner p2 ...)``, grouped so that no chain is longer than ``_GROUP``."""
     texts = list(parts)
     while len(texts) > _GROUP:
@@ -163,7 +163,7 @@ class _Compiler:
                 return (self.true if isinstance(node, And) else self.false), []
             parts = [self.filter(item, attribute) for item in node.items]
             joiner = " AND " if isinstance(node, And) else " OR "
-            return _joined([sql for sql, _ in parts], joiner), [p for _, params in parts for p in params]
+            return joined([sql for sql, _ in parts], joiner), [p for _, params in parts for p in params]
         if isinstance(node, Not):
             sql, params = self.filter(node.item, attribute)
             return f"(NOT COALESCE({sql}, {self.false}))", params
@@ -290,7 +290,7 @@ class _Compiler:
         A product without footprint has no box, so it never passes: the NULL test is implied.
         """
         ph = self.ph
-        boxes = _joined(
+        boxes = joined(
             [f"(p.max_lon >= {ph} AND p.min_lon <= {ph} AND p.max_lat >= {ph} AND p.min_lat <= {ph})" for _ in bounds],
             " OR ",
         )
@@ -407,53 +407,6 @@ def exact_tests(tests: tuple[Spatial, ...]) -> Fragment:
     return "(" + " AND ".join(sql for sql, _ in parts) + ")", [p for _, params in parts for p in params]
 
 
-_SIDE_MARGIN = 0.0001  # degree
-
-
-def certainly_passing(tests: tuple[Spatial, ...], dialect: Dialect) -> Fragment:
-    """SQL true for rows that certainly pass the deferred exact tests, decided on the box columns alone.
-    False when the tests are not the one Intersects test, or its area has no rectangular part.
-    Only the others need the exact test.
-
-    A footprint's box is tight: the footprint has a point on each of its four sides. So when a
-    rectangular part of the area holds a whole side of the box, it holds a point of the footprint,
-    and the two intersect. That is every box inside the rectangle, and every box crossing one of its
-    sides; only those across a corner, or wider than the rectangle, are left to the exact test.
-    The side must lie ``_SIDE_MARGIN`` inside the rectangle's far side: boxes SQLite took from its
-    former R*Tree (migration 0004) are rounded outwards to 32-bit floats, by at most 0.000015 degree.
-    """
-    import shapely
-
-    never: Fragment = (_Compiler(dialect).false, [])
-    if len(tests) != 1 or tests[0].relation != "intersects":
-        return never
-    ph = dialect.placeholder
-    # The west or east side of the box inside the rectangle, or its south or north side.
-    holds_a_side = (
-        f"((p.min_lat >= {ph} AND p.max_lat <= {ph}"
-        f" AND (p.min_lon BETWEEN {ph} AND {ph} OR p.max_lon BETWEEN {ph} AND {ph}))"
-        f" OR (p.min_lon >= {ph} AND p.max_lon <= {ph}"
-        f" AND (p.min_lat BETWEEN {ph} AND {ph} OR p.max_lat BETWEEN {ph} AND {ph})))"
-    )
-    alternatives: list[str] = []
-    params: list[float] = []
-    m = _SIDE_MARGIN
-    for part in shapely.get_parts(shapely.from_wkt(tests[0].wkt)):
-        x0, y0, x1, y1 = part.bounds
-        if not (part.geom_type == "Polygon" and part.area > 0 and part.area == part.envelope.area):
-            continue
-        spans = [(x0, x1)]
-        if dialect.sqlite:  # the rectangle 360 degrees east, for wrapped boxes (see ``grid``): only
-            # their east side can lie there, as it starts east of 180, where no other box reaches.
-            spans += [(max(w, 180 + m), e) for w, e, _, _ in with_wrapped_copies([(x0, x1, y0, y1)])[1:]]
-        for w, e in spans:
-            alternatives.append(holds_a_side)
-            params.extend((y0, y1, w, e - m, w + m, e, w, e, y0, y1 - m, y0 + m, y1))
-    if not alternatives:
-        return never
-    return _joined(alternatives, " OR "), params
-
-
 @dataclass(frozen=True)
 class CompiledSelection:
     where: str  # " WHERE ..." or ""
@@ -493,7 +446,7 @@ def compile_selection(selection: Selection, dialect: Dialect, *, defer_exact: bo
             exact = [c for c in conjuncts if isinstance(c, Spatial) and _deferrable(c)]
             if exact:
                 parts = [compiler.cell_prefilter(c.bounds) if c in exact else compiler.filter(c) for c in conjuncts]
-                sql = _joined([s for s, _ in parts], " AND ")
+                sql = joined([s for s, _ in parts], " AND ")
                 params = [p for _, ps in parts for p in ps]
                 clauses.append(sql)
         if not exact:

@@ -15,47 +15,42 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
-import orjson
-
 from shared.catalog.database import enable_wal
-from shared.catalog.filters import (
-    Filter,
-    Selection,
-    Spatial,
-    spatial_test,
-    spatial_test_many,
-    spatial_test_shapes,
-    valid_shapes,
-)
-from shared.catalog.grid import WRAPPED_WIDTH, Box, wrapped_box
+from shared.catalog.errors import CatalogUnavailable
+from shared.catalog.filters import Filter, Selection
 from shared.catalog.migrations import COMPONENT, load_migrations
-from shared.catalog.model import (
-    CatalogEntry,
-    ProductQuery,
-    attributes_from_json,
-    attributes_to_json,
-    canonical_json,
-    format_utc,
-    parse_geometry,
-    parse_utc,
-)
+from shared.catalog.model import CatalogEntry, ProductQuery, ProductTypeSummary, format_utc, parse_geometry
+from shared.catalog.pool import ConnectionPool
+from shared.catalog.sqlboxes import certainly_passing
 from shared.catalog.sqlfilter import (
     SQLITE,
     SQLITE_LIMIT_ERRORS,
     CompiledSelection,
     QueryTooComplex,
-    certainly_passing,
     compile_selection,
     grid_prefilter,
 )
-from shared.catalog.store import CatalogUnavailable, ConnectionPool
+from shared.catalog.sqlite_rows import (
+    ALL_COLUMNS,
+    CONTENT_COLUMNS,
+    DERIVED,
+    ExactIntersects,
+    Prepared,
+    entry_from_row,
+    exact_verdicts,
+    part_boxes,
+    prepare_rows,
+    product_type_summary,
+    same_content,
+    spatial_udf,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,53 +60,27 @@ BUSY_TIMEOUT_SECONDS = 10.0
 CHECKPOINT_BYTES = 4 * 1024 * 1024  # SQLite's own threshold for its automatic checkpoints (1,000 pages)
 MEMORY = ":memory:"
 
-# Columns compared to decide whether an upsert changes anything: all but the bookkeeping times.
-_CONTENT_COLUMNS = (
-    "id",
-    "name",
-    "mission",
-    "satellite",
-    "product_type",
-    "level",
-    "family",
-    "bucket",
-    "object_key",
-    "content_length",
-    "checksum",
-    "content_type",
-    "validity_start",
-    "validity_stop",
-    "footprint",
-    "attributes",
-    "inbox_time",
-    "ingestion_time",
-    "eviction_time",
-    "online",
-    "quicklooks",
-)
-# Derived from footprint (so not compared): the valid WKB the exact spatial test reads, and the
-# bounding box the type + time index holds.
-_DERIVED = ("footprint_wkb", "min_lon", "max_lon", "min_lat", "max_lat")
-_ALL_COLUMNS = (*_CONTENT_COLUMNS, "publication_time", "modification_time", *_DERIVED)
-# Compared as JSON values when their texts differ: rows written before canonical_json used orjson
-# hold other text for the same value (1e-05 for 0.00001, escaped non-ASCII characters).
-_JSON_CONTENT = frozenset(_CONTENT_COLUMNS.index(c) for c in ("footprint", "attributes", "quicklooks"))
 _SELECT = (
     "SELECT "
-    + ", ".join(f"p.{c}" for c in (*_CONTENT_COLUMNS, "publication_time", "modification_time", "footprint_wkb"))
+    + ", ".join(f"p.{c}" for c in (*CONTENT_COLUMNS, "publication_time", "modification_time", "footprint_wkb"))
     + " FROM products p"
 )
 _SELECT_BY_PKS = _SELECT.replace("SELECT ", "SELECT p.pk, ", 1) + " WHERE p.pk IN (SELECT value FROM json_each(?))"
-_INSERT = f"INSERT INTO products ({', '.join(_ALL_COLUMNS)}) VALUES ({', '.join('?' for _ in _ALL_COLUMNS)})"
+_INSERT = f"INSERT INTO products ({', '.join(ALL_COLUMNS)}) VALUES ({', '.join('?' for _ in ALL_COLUMNS)})"
 # The bulk path names the key itself: executemany gives no lastrowid per row.
-_INSERT_PK = f"INSERT INTO products (pk, {', '.join(_ALL_COLUMNS)}) VALUES (?, {', '.join('?' for _ in _ALL_COLUMNS)})"
+_INSERT_PK = f"INSERT INTO products (pk, {', '.join(ALL_COLUMNS)}) VALUES (?, {', '.join('?' for _ in ALL_COLUMNS)})"
 # publication_time is deliberately absent: an existing entry keeps it.
 _UPDATE = (
     "UPDATE products SET "
-    + ", ".join(f"{c} = ?" for c in (*_CONTENT_COLUMNS, "modification_time", *_DERIVED))
+    + ", ".join(f"{c} = ?" for c in (*CONTENT_COLUMNS, "modification_time", *DERIVED))
     + " WHERE pk = ?"
 )
 _ORDER = " ORDER BY p.publication_time DESC, p.name"
+_PRODUCT_TYPES = (
+    "SELECT mission, product_type, count(*), min(validity_start), max(validity_stop),"
+    " min(min_lon), min(min_lat), max(max_lon), max(max_lat)"
+    " FROM products GROUP BY mission, product_type ORDER BY mission, product_type"
+)
 
 
 def sqlite_path(url: str) -> str:
@@ -126,134 +95,6 @@ def sqlite_path(url: str) -> str:
     if not path:
         raise ValueError(f"SQLite catalog URL {url!r} names no database file")
     return path
-
-
-def _time(value: datetime | None) -> str | None:
-    return None if value is None else format_utc(value)
-
-
-def _entry(row: sqlite3.Row) -> CatalogEntry:
-    def time(column: str) -> datetime | None:
-        text = row[column]
-        return None if text is None else parse_utc(text)
-
-    publication_time, modification_time = time("publication_time"), time("modification_time")
-    assert publication_time is not None and modification_time is not None  # NOT NULL columns
-    # parse_utc gives UTC datetimes, attributes_from_json typed values: already what construction makes.
-    return CatalogEntry.from_store(
-        id=row["id"],
-        name=row["name"],
-        mission=row["mission"],
-        satellite=row["satellite"],
-        product_type=row["product_type"],
-        level=row["level"],
-        family=row["family"],
-        bucket=row["bucket"],
-        key=row["object_key"],
-        content_length=row["content_length"],
-        checksum=row["checksum"],
-        content_type=row["content_type"],
-        validity_start=time("validity_start"),
-        validity_stop=time("validity_stop"),
-        footprint=None if row["footprint"] is None else orjson.loads(row["footprint"]),  # 3 times json's speed
-        attributes=attributes_from_json(row["attributes"]),
-        publication_time=publication_time,
-        modification_time=modification_time,
-        inbox_time=time("inbox_time"),
-        ingestion_time=time("ingestion_time"),
-        eviction_time=time("eviction_time"),
-        online=bool(row["online"]),
-        quicklooks=tuple(orjson.loads(row["quicklooks"])),
-    )
-
-
-def _part_boxes(geometry: Any) -> list[Box]:
-    """The box (see ``Box``) of every part of a (multi-part) shapely geometry."""
-    import shapely
-
-    return [(w, e, s, n) for w, s, e, n in shapely.bounds(shapely.get_parts(geometry)).tolist()]
-
-
-def _batch_geometry(entries: list[CatalogEntry], footprints: list[str | None]) -> tuple[list[Box | None], list[Any]]:
-    """The bounding box (see ``Box``) and the valid WKB of every entry's footprint (GeoJSON text),
-    parsed in one vectorised GEOS call."""
-    import shapely
-
-    present = [i for i, text in enumerate(footprints) if text is not None]
-    boxes: list[Box | None] = [None] * len(entries)
-    wkbs: list[Any] = [None] * len(entries)
-    if not present:
-        return boxes, wkbs
-    try:
-        geometries = shapely.from_geojson([footprints[i] for i in present])
-        unusable = bool(shapely.is_empty(geometries).any())
-    except Exception:
-        unusable = True
-    if unusable:  # entry by entry: parse_geometry says which footprint is wrong, and how
-        import numpy
-
-        # GEOS's GeoJSON reader refuses some that shapely's reads (an open ring).
-        shapes = [parse_geometry(e.footprint, f"footprint of {e.name}") for e in entries if e.footprint is not None]
-        geometries = numpy.array(shapes, dtype=object)
-    valid = valid_shapes(geometries)  # what the exact test reads; its box is the one the prefilters test
-    bounds = shapely.bounds(valid).tolist()
-    for k, (i, (min_lon, min_lat, max_lon, max_lat)) in enumerate(zip(present, bounds, strict=True)):
-        boxes[i] = (min_lon, max_lon, min_lat, max_lat)
-        if max_lon - min_lon > WRAPPED_WIDTH:  # perhaps cut at the antimeridian (see ``grid``)
-            boxes[i] = wrapped_box(_part_boxes(valid[k])) or boxes[i]
-    for i, wkb in zip(present, shapely.to_wkb(valid).tolist(), strict=True):
-        wkbs[i] = wkb
-    return boxes, wkbs
-
-
-def _same_content(stored: Sequence[Any], content: Sequence[Any]) -> bool:
-    """Whether a stored row's content columns hold this content (see ``_JSON_CONTENT``)."""
-    return all(
-        old == new or (i in _JSON_CONTENT and None not in (old, new) and json.loads(old) == json.loads(new))
-        for i, (old, new) in enumerate(zip(stored, content, strict=True))
-    )
-
-
-# An entry ready to write, and its row (values in _ALL_COLUMNS order).
-Prepared = tuple[CatalogEntry, tuple[Any, ...]]
-_NO_BOX = (None, None, None, None)  # the box columns without footprint
-
-
-def _prepare(batch: list[CatalogEntry]) -> list[Prepared]:
-    """Each entry's row (built as a tuple straight away: this is most of a bulk load's Python time)."""
-    footprints = [None if e.footprint is None else canonical_json(e.footprint) for e in batch]
-    boxes, wkbs = _batch_geometry(batch, footprints)
-    prepared = []
-    for e, footprint, wkb, box in zip(batch, footprints, wkbs, boxes, strict=True):
-        row = (
-            e.id,
-            e.name,
-            e.mission,
-            e.satellite,
-            e.product_type,
-            e.level,
-            e.family,
-            e.bucket,
-            e.key,
-            e.content_length,
-            e.checksum,
-            e.content_type,
-            _time(e.validity_start),
-            _time(e.validity_stop),
-            footprint,
-            attributes_to_json(e.attributes),
-            _time(e.inbox_time),
-            _time(e.ingestion_time),
-            _time(e.eviction_time),
-            int(e.online),
-            canonical_json(list(e.quicklooks)) if e.quicklooks else "[]",
-            _time(e.publication_time),
-            _time(e.modification_time),
-            wkb,
-            *(box or _NO_BOX),
-        )
-        prepared.append((e, row))
-    return prepared
 
 
 def _split_statements(script: str) -> Iterator[str]:
@@ -281,52 +122,6 @@ def _write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("COMMIT")
 
 
-class _ExactIntersects:
-    """The exact test after the grid prefilter (planar, lon/lat degrees, like PostGIS geometry)."""
-
-    def __init__(self, geojson: dict[str, Any]) -> None:
-        import shapely
-
-        geometry = parse_geometry(geojson, "intersects geometry")
-        if not geometry.is_valid:
-            geometry = shapely.make_valid(geometry)
-        shapely.prepare(geometry)
-        self.geometry = geometry
-
-    def __call__(self, row: sqlite3.Row) -> bool:
-        import shapely
-
-        footprint = parse_geometry(json.loads(row["footprint"]), f"footprint of {row['name']}")
-        if not footprint.is_valid:
-            # A self-intersecting footprint (the reference's S3 L0 case) would make GEOS raise.
-            footprint = shapely.make_valid(footprint)
-        return bool(self.geometry.intersects(footprint))
-
-
-def _exact(tests: tuple[Spatial, ...], rows: Sequence[Any]) -> list[bool]:
-    """Whether each row (a mapping) passes every exact spatial test (vectorised): on its ``footprint_wkb``
-    (valid already), or on its GeoJSON ``footprint`` when it has none (written before migration 0003)."""
-    import numpy
-    import shapely
-
-    passed = [False] * len(rows)
-    stored = [i for i, row in enumerate(rows) if row["footprint_wkb"] is not None]
-    legacy = [i for i, row in enumerate(rows) if row["footprint_wkb"] is None and row["footprint"] is not None]
-    if stored:
-        shapes = shapely.from_wkb([rows[i]["footprint_wkb"] for i in stored])
-        verdicts = numpy.ones(len(stored), dtype=bool)
-        for test in tests:
-            verdicts &= numpy.array(spatial_test_shapes(test.relation, test.wkt, shapes), dtype=bool)
-        for i, ok in zip(stored, verdicts.tolist(), strict=True):
-            passed[i] = ok
-    if legacy:
-        texts = [rows[i]["footprint"] for i in legacy]
-        results = [spatial_test_many(test.relation, test.wkt, texts) for test in tests]
-        for j, i in enumerate(legacy):
-            passed[i] = all(result[j] for result in results)
-    return passed
-
-
 def _rows_by_pk(conn: sqlite3.Connection, pks: list[int]) -> list[sqlite3.Row]:
     """The rows of ``pks``, in that order."""
     if not pks:
@@ -345,7 +140,7 @@ def _failing(conn: sqlite3.Connection, compiled: CompiledSelection) -> list[int]
     certain, certain_params = certainly_passing(compiled.exact, SQLITE)
     sql = f"SELECT p.pk, p.footprint, p.footprint_wkb FROM products p{compiled.count_where} AND NOT {certain}"
     rows = conn.execute(sql, (*compiled.count_params, *certain_params)).fetchall()
-    return [row["pk"] for row, ok in zip(rows, _exact(compiled.exact, rows), strict=True) if not ok]
+    return [row["pk"] for row, ok in zip(rows, exact_verdicts(compiled.exact, rows), strict=True) if not ok]
 
 
 @contextmanager
@@ -356,18 +151,6 @@ def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
         yield
     finally:
         conn.execute("COMMIT")
-
-
-def _spatial_udf(relation: str, footprint: str | None, wkt: str) -> int:
-    # Called by SQLite for each candidate row; an exception here would surface as an opaque
-    # OperationalError, so a footprint that cannot be read simply does not match.
-    if footprint is None:
-        return 0
-    try:
-        return int(spatial_test(relation, wkt, footprint))
-    except Exception:
-        log.warning("footprint %.80s could not be tested", footprint, exc_info=True)
-        return 0
 
 
 class _Checkpointer:
@@ -442,7 +225,7 @@ class SqliteCatalog:
         if not batch:
             return 0
 
-        prepared = _prepare(batch)  # before taking a connection: it is most of a bulk load's Python time
+        prepared = prepare_rows(batch)  # before taking a connection: it is most of a bulk load's Python time
 
         def write(conn: sqlite3.Connection) -> int:
             self._checkpointer.before_write()
@@ -478,18 +261,18 @@ class SqliteCatalog:
         return len(inserted) + sum(self._upsert_one(conn, *item) for item in existing)
 
     def _upsert_one(self, conn: sqlite3.Connection, entry: CatalogEntry, row: tuple[Any, ...]) -> bool:
-        content = row[: len(_CONTENT_COLUMNS)]
+        content = row[: len(CONTENT_COLUMNS)]
         existing = conn.execute(
-            f"SELECT pk, {', '.join(_CONTENT_COLUMNS)} FROM products WHERE id = ?", (entry.id,)
+            f"SELECT pk, {', '.join(CONTENT_COLUMNS)} FROM products WHERE id = ?", (entry.id,)
         ).fetchone()
-        if existing is not None and _same_content(tuple(existing)[1:], content):
+        if existing is not None and same_content(tuple(existing)[1:], content):
             return False
         try:
             if existing is None:
                 conn.execute(_INSERT, row)
             else:
-                modification = row[_ALL_COLUMNS.index("modification_time")]
-                conn.execute(_UPDATE, (*content, modification, *row[-len(_DERIVED) :], existing["pk"]))
+                modification = row[ALL_COLUMNS.index("modification_time")]
+                conn.execute(_UPDATE, (*content, modification, *row[-len(DERIVED) :], existing["pk"]))
         except sqlite3.IntegrityError as exc:
             raise ValueError(f"cannot catalog {entry.name} with id {entry.id}: {exc}") from exc
         return True
@@ -502,7 +285,7 @@ class SqliteCatalog:
 
     def search(self, query: ProductQuery) -> list[CatalogEntry]:
         where, params = self._where(query)
-        exact = _ExactIntersects(query.intersects) if query.intersects is not None else None
+        exact = ExactIntersects(query.intersects) if query.intersects is not None else None
         if query.limit == 0:
             return []
 
@@ -514,13 +297,13 @@ class SqliteCatalog:
             rows = conn.execute(_SELECT + where + _ORDER, params)
             return list(islice(filter(exact, rows), query.offset, query.offset + query.limit))
 
-        return [_entry(row) for row in self._run(read)]
+        return [entry_from_row(row) for row in self._run(read)]
 
     def count(self, query: ProductQuery) -> int:
         where, params = self._where(query)
         if query.intersects is None:
             return int(self._run(lambda c: c.execute("SELECT count(*) FROM products p" + where, params).fetchone()[0]))
-        exact = _ExactIntersects(query.intersects)
+        exact = ExactIntersects(query.intersects)
         sql = "SELECT p.name, p.footprint FROM products p" + where
         return self._run(lambda conn: sum(1 for row in conn.execute(sql, params) if exact(row)))
 
@@ -538,7 +321,7 @@ class SqliteCatalog:
                 pks = [row[0] for row in conn.execute(keys + " LIMIT ? OFFSET ?", params)]
                 return _rows_by_pk(conn, pks)
 
-            return [_entry(row) for row in self._run(page)]
+            return [entry_from_row(row) for row in self._run(page)]
         wanted = selection.offset + selection.limit
 
         def read(conn: sqlite3.Connection) -> list[sqlite3.Row]:
@@ -552,13 +335,13 @@ class SqliteCatalog:
                     rows = _rows_by_pk(conn, [row[0] for row in cursor.fetchmany(size)])
                     if not rows:
                         break
-                    kept.extend(row for row, ok in zip(rows, _exact(compiled.exact, rows), strict=True) if ok)
+                    kept.extend(row for row, ok in zip(rows, exact_verdicts(compiled.exact, rows), strict=True) if ok)
                     size *= 2
                 return kept[selection.offset : wanted]
             finally:
                 cursor.close()
 
-        return [_entry(row) for row in self._run(read)]
+        return [entry_from_row(row) for row in self._run(read)]
 
     def count_where(self, where: Filter | None) -> int:
         compiled = compile_selection(Selection(where=where), SQLITE, defer_exact=True)
@@ -572,7 +355,7 @@ class SqliteCatalog:
         if not compiled.exact:
             return self.find(selection), self.count_where(selection.where)
         rows, count = self._run(lambda conn: self._counted(conn, compiled, selection.limit, selection.offset))
-        return [_entry(row) for row in rows], count
+        return [entry_from_row(row) for row in rows], count
 
     @staticmethod
     def _counted(
@@ -592,6 +375,10 @@ class SqliteCatalog:
             )
             params = (*compiled.params, json.dumps(failing), limit, offset)
             return _rows_by_pk(conn, [row[0] for row in conn.execute(keys, params)]), count
+
+    def product_types(self) -> list[ProductTypeSummary]:
+        rows = self._run(lambda conn: conn.execute(_PRODUCT_TYPES).fetchall())
+        return [product_type_summary(*row) for row in rows]
 
     def ping(self) -> None:
         self._run(lambda conn: conn.execute("SELECT count(*) FROM schema_migrations").fetchone())
@@ -618,7 +405,7 @@ class SqliteCatalog:
             # and of a query stay in memory instead of being read again from the OS.
             conn.execute("PRAGMA cache_size = -65536")
             # The exact spatial test of compiled filters (after the grid prefilter).
-            conn.create_function("refsys_spatial", 3, _spatial_udf, deterministic=True)
+            conn.create_function("refsys_spatial", 3, spatial_udf, deterministic=True)
         except BaseException:
             conn.close()
             raise
@@ -641,7 +428,7 @@ class SqliteCatalog:
 
     def _first(self, sql: str, params: tuple[Any, ...]) -> CatalogEntry | None:
         row = self._run(lambda conn: conn.execute(sql, params).fetchone())
-        return None if row is None else _entry(row)
+        return None if row is None else entry_from_row(row)
 
     @staticmethod
     def _where(query: ProductQuery) -> tuple[str, tuple[Any, ...]]:
@@ -666,7 +453,7 @@ class SqliteCatalog:
             clauses.append("p.validity_start <= ?")
             params.append(format_utc(query.stop))
         if query.intersects is not None:
-            boxes = _part_boxes(parse_geometry(query.intersects, "intersects geometry"))
+            boxes = part_boxes(parse_geometry(query.intersects, "intersects geometry"))
             prefilter, prefilter_params = grid_prefilter(boxes, SQLITE)
             clauses.append(prefilter)
             params.extend(prefilter_params)

@@ -1,25 +1,27 @@
-"""The catalog store port: one interface, a SQLite and a PostgreSQL+PostGIS implementation.
+"""The catalog store port: one interface, and a registry of its backends by URL scheme.
 
-``open_catalog(url)`` picks the backend from the URL scheme; database drivers are imported only
-when their backend is opened, so a function that never touches PostgreSQL never imports psycopg.
+``open_catalog(url)`` picks the backend from the URL scheme. The registry names each backend by
+module and class, imported only when a catalog of that scheme is opened: a function that never
+touches PostgreSQL never imports psycopg, and no backend is imported by this module (the backends
+import the model, the errors and the pool, never the port).
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from typing import Generic, Protocol, TypeVar
+import importlib
+from collections.abc import Iterable
+from typing import Protocol
 
+from shared.catalog.errors import CatalogUnavailable
 from shared.catalog.filters import Filter, Selection
-from shared.catalog.model import CatalogEntry, ProductQuery
+from shared.catalog.model import CatalogEntry, ProductQuery, ProductTypeSummary
 
-log = logging.getLogger(__name__)
-
-
-class CatalogUnavailable(Exception):
-    """The catalog database cannot be reached or is overloaded (HTTP 503 upstream; retry later)."""
+# URL scheme -> "module:Class" of the backend; each class is built from the URL alone.
+BACKENDS: dict[str, str] = {
+    "sqlite": "shared.catalog.sqlite:SqliteCatalog",
+    "postgresql": "shared.catalog.postgres:PostgresCatalog",
+    "postgres": "shared.catalog.postgres:PostgresCatalog",
+}
 
 
 class CatalogStore(Protocol):
@@ -56,6 +58,11 @@ class CatalogStore(Protocol):
         over the candidates where the backend can."""
         ...
 
+    def product_types(self) -> list[ProductTypeSummary]:
+        """Per mission and product type: how many products, their validity extent and footprints' box;
+        sorted by mission then product type (STAC collections and their extents)."""
+        ...
+
     def ping(self) -> None:
         """Raise CatalogUnavailable when the database cannot be reached."""
         ...
@@ -73,120 +80,14 @@ def open_catalog(url: str) -> CatalogStore:
     scheme, sep, _ = url.partition("://")
     if not sep:
         raise ValueError(f"catalog URL {url!r} has no scheme; expected sqlite:///path.db or postgresql://...")
-    scheme = scheme.lower()
-    if scheme == "sqlite":
-        from shared.catalog.sqlite import SqliteCatalog
-
-        return SqliteCatalog(url)
-    if scheme in ("postgresql", "postgres"):
-        from shared.catalog.postgres import PostgresCatalog
-
-        return PostgresCatalog(url)
-    raise ValueError(
-        f"unsupported catalog URL scheme {scheme!r} in {url!r}; expected sqlite:///path.db or postgresql://..."
-    )
+    backend = BACKENDS.get(scheme.lower())
+    if backend is None:
+        raise ValueError(
+            f"unsupported catalog URL scheme {scheme!r} in {url!r}; expected one of {', '.join(sorted(BACKENDS))}"
+        )
+    module, _, name = backend.partition(":")
+    store: CatalogStore = getattr(importlib.import_module(module), name)(url)
+    return store
 
 
-C = TypeVar("C")
-
-
-class ConnectionPool(Generic[C]):
-    """A small thread-safe pool: each caller borrows a connection for one operation.
-
-    Connections are created on demand up to ``max_size`` (callers beyond that wait up to
-    ``wait_seconds``) and at most ``max_idle`` are kept. When an operation fails with one of
-    ``broken_errors``, its connection and the idle ones are closed: the next borrower gets a fresh one.
-    """
-
-    def __init__(
-        self,
-        connect: Callable[[], C],
-        close: Callable[[C], None],
-        *,
-        max_size: int,
-        max_idle: int,
-        broken_errors: tuple[type[BaseException], ...],
-        wait_seconds: float = 30.0,
-    ) -> None:
-        self._connect = connect
-        self._close = close
-        self._max_size = max_size
-        self._max_idle = max_idle
-        self._broken_errors = broken_errors
-        self._wait_seconds = wait_seconds
-        self._cond = threading.Condition()
-        self._idle: list[C] = []
-        self._open = 0  # idle + borrowed
-        self._closed = False
-
-    @contextmanager
-    def connection(self) -> Iterator[tuple[C, bool]]:
-        """Yield ``(connection, fresh)``; ``fresh`` is False for a connection used before."""
-        conn, fresh = self._acquire()
-        try:
-            yield conn, fresh
-        except self._broken_errors:
-            # One broken connection usually means all idle ones are (server restart): drop them too.
-            self._discard(conn)
-            self._drop_idle()
-            raise
-        except BaseException:
-            self._release(conn)
-            raise
-        else:
-            self._release(conn)
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-        self._drop_idle()
-
-    def _drop_idle(self) -> None:
-        with self._cond:
-            idle, self._idle = self._idle, []
-            self._open -= len(idle)
-            self._cond.notify_all()
-        for conn in idle:
-            self._close_quietly(conn)
-
-    def _acquire(self) -> tuple[C, bool]:
-        with self._cond:
-            ready = self._cond.wait_for(
-                lambda: self._closed or self._idle or self._open < self._max_size, timeout=self._wait_seconds
-            )
-            if self._closed:
-                raise CatalogUnavailable("the catalog store is closed")
-            if not ready:
-                raise CatalogUnavailable(f"all {self._max_size} catalog connections busy for {self._wait_seconds} s")
-            if self._idle:
-                return self._idle.pop(), False
-            self._open += 1  # reserve the slot before connecting outside the lock
-        try:
-            return self._connect(), True
-        except BaseException:
-            with self._cond:
-                self._open -= 1
-                self._cond.notify()
-            raise
-
-    def _release(self, conn: C) -> None:
-        with self._cond:
-            if not self._closed and len(self._idle) < self._max_idle:
-                self._idle.append(conn)
-                self._cond.notify()
-                return
-            self._open -= 1
-            self._cond.notify()
-        self._close_quietly(conn)
-
-    def _discard(self, conn: C) -> None:
-        with self._cond:
-            self._open -= 1
-            self._cond.notify()
-        self._close_quietly(conn)
-
-    def _close_quietly(self, conn: C) -> None:
-        try:
-            self._close(conn)
-        except Exception:  # closing a broken connection may fail; nothing left to do with it
-            log.debug("closing a catalog connection failed", exc_info=True)
+__all__ = ["BACKENDS", "CatalogStore", "CatalogUnavailable", "open_catalog"]

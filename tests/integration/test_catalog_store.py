@@ -510,3 +510,30 @@ def test_store_recovers_when_its_connections_are_cut(postgres_server: TemporaryP
     finally:
         catalog.close()
         postgres_server.drop_database("catalog_cut_connections")
+
+
+# -- product types (STAC collections) ----------------------------------------------------------
+
+
+def test_product_types_summarise_count_validity_and_footprint_box(catalog_store: CatalogStore) -> None:
+    assert catalog_store.product_types() == []
+    catalog_store.upsert(make_entry("GRD_1", footprint=box(10, 40, 12, 42)))
+    catalog_store.upsert(
+        make_entry("GRD_2", footprint=box(-5, 30, 1, 35), validity_stop=T0 + timedelta(days=2), validity_start=T0)
+    )
+    catalog_store.upsert(
+        make_entry(
+            "OL_1",
+            mission="S3",
+            product_type="OL_1_EFR___",
+            footprint=None,
+            validity_start=T0 - timedelta(days=1),
+            validity_stop=None,
+        )
+    )
+    grd, olci = catalog_store.product_types()
+    assert (grd.mission, grd.product_type, grd.count) == ("S1", "IW_GRDH_1S", 2)
+    assert (grd.start, grd.end) == (T0, T0 + timedelta(days=2))
+    assert grd.bbox == (-5.0, 30.0, 12.0, 42.0)
+    assert (olci.mission, olci.product_type, olci.count) == ("S3", "OL_1_EFR___", 1)
+    assert (olci.start, olci.end, olci.bbox) == (T0 - timedelta(days=1), None, None)

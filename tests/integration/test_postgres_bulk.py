@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from shared.catalog import CatalogEntry, CatalogStore, ProductQuery
-from shared.catalog import postgres as postgres_store
+from shared.catalog import postgres_rows as postgres_store
 from tests.integration.test_catalog_store import T0, box, make_entry
 
 pytestmark = pytest.mark.integration

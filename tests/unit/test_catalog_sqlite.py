@@ -146,6 +146,21 @@ def test_unusable_urls_are_value_errors(url: str) -> None:
         open_catalog(url)
 
 
+class RecordingBackend:
+    """A backend registered under its own scheme: built from the URL alone, as every backend is."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+
+def test_backends_are_found_through_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared.catalog import store
+
+    monkeypatch.setitem(store.BACKENDS, "recording", f"{__name__}:RecordingBackend")
+    opened = open_catalog("recording://somewhere/db")
+    assert isinstance(opened, RecordingBackend) and opened.url == "recording://somewhere/db"
+
+
 # -- in-memory store ---------------------------------------------------------------------------
 
 
@@ -440,7 +455,8 @@ def _catalog_before_migration_0004(path: Path, entries: list[CatalogEntry]) -> N
     """A catalog file as migrations 0001 to 0003 left it, its footprints' part boxes in the R*Tree."""
     from shared.catalog.migrations import COMPONENT
     from shared.catalog.model import parse_geometry
-    from shared.catalog.sqlite import _CONTENT_COLUMNS, _part_boxes, _prepare, _split_statements
+    from shared.catalog.sqlite import _split_statements
+    from shared.catalog.sqlite_rows import CONTENT_COLUMNS, part_boxes, prepare_rows
 
     conn = sqlite3.connect(path)
     conn.execute(
@@ -454,11 +470,11 @@ def _catalog_before_migration_0004(path: Path, entries: list[CatalogEntry]) -> N
             "INSERT INTO schema_migrations VALUES (?, ?, ?, '2024-01-01T00:00:00.000000Z')",
             (COMPONENT, migration.version, migration.name),
         )
-    columns = (*_CONTENT_COLUMNS, "publication_time", "modification_time", "footprint_wkb")
+    columns = (*CONTENT_COLUMNS, "publication_time", "modification_time", "footprint_wkb")
     insert = f"INSERT INTO products (pk, {', '.join(columns)}) VALUES (?{', ?' * len(columns)})"
-    for pk, (entry, row) in enumerate(_prepare(entries), start=1):
+    for pk, (entry, row) in enumerate(prepare_rows(entries), start=1):
         conn.execute(insert, (pk, *row[: len(columns)]))
-        for box in _part_boxes(parse_geometry(entry.footprint, entry.name)) if entry.footprint else []:
+        for box in part_boxes(parse_geometry(entry.footprint, entry.name)) if entry.footprint else []:
             part = conn.execute("INSERT INTO footprint_parts (product_pk) VALUES (?)", (pk,)).lastrowid
             conn.execute("INSERT INTO footprint_index VALUES (?, ?, ?, ?, ?)", (part, *box))
     conn.commit()
