@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     event_oidc_jwks_url: str | None = Field(None, description="default: jwks_uri of the issuer's discovery document")
     # The reference's prip-frontend.download-url-expiration-time-in-seconds.
     odata_download_url_expiry_seconds: int = Field(600, gt=0)
+    # STAC API (functions/stac): its item assets download through the OData API at this URL.
+    stac_odata_url: str | None = Field(None, description="e.g. https://host/odata/v1; default: /odata/v1 beside /stac")
 
     # Processing: a folder with processors.yaml and tasktables/ (default: the set shipped in the package).
     processing_config_dir: str | None = None
@@ -97,6 +99,28 @@ class Settings(BaseSettings):
     )
     deadletter_rules_file: str | None = Field(
         None, description="Restart rules of the dead letters (YAML); default: shared/operations/restart_rules.yaml"
+    )
+
+    # Data lifecycle (shared/lifecycle): retention rules and the lifecycle function's eviction sweep.
+    retention_rules_file: str | None = Field(
+        None, description="Retention rules (YAML) replacing the shipped shared/lifecycle/retention.yaml"
+    )
+    lifecycle_max_evictions: int = Field(
+        500, ge=1, description="Products one sweep evicts at most; the rest go at the next tick"
+    )
+
+    # Subscriptions (shared/subscriptions): push delivery and the PULL queues.
+    subscriptions_push_timeout_s: float = Field(10.0, gt=0, description="Wait for a NotificationEndpoint's answer")
+    subscriptions_retry_base_s: float = Field(10.0, gt=0, description="First wait after a failed push; doubles")
+    subscriptions_retry_max_s: float = Field(3600.0, gt=0, description="Longest wait between push attempts")
+    subscriptions_max_queue_length: int = Field(
+        100_000, ge=1, description="A PULL queue's MaxQueueLength (CDSE's); the oldest go beyond it"
+    )
+    subscriptions_keep_days: float = Field(
+        3.0, gt=0, description="Delivered/acknowledged notifications kept this long for replays"
+    )
+    subscriptions_private_endpoints: bool = Field(
+        True, description="Allow NotificationEndpoints on loopback/private addresses (false where users are untrusted)"
     )
 
     log_level: str = "INFO"

@@ -19,8 +19,8 @@ from typing import Any
 import flask
 from werkzeug.exceptions import HTTPException
 
+from shared.catalog.errors import QueryTooComplex
 from shared.catalog.model import CatalogEntry, ProductQuery
-from shared.catalog.sqlfilter import QueryTooComplex
 from shared.catalog.store import CatalogStore, CatalogUnavailable
 from shared.runtime import error_response
 

@@ -18,10 +18,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from events import ProductCataloged, ProductIngested, ProductRejected, RejectionReason
-from events.models import ProductIdentity
+from shared.catalog.announce import cataloged
+from shared.catalog.archives import ArchiveChanged, archives_at, with_delivery
 from shared.catalog.model import CatalogEntry, product_id
 from shared.catalog.store import CatalogStore, CatalogUnavailable
 from shared.ingestion.quarantine import REASON_SUFFIX, Quarantined, quarantine
+from shared.lifecycle.rules import retention_rules
 from shared.products import (
     ManifestError,
     ProductName,
@@ -31,6 +33,8 @@ from shared.products import (
     metadata_from_name,
     recognise,
 )
+from shared.products.metadata import ProductMetadata
+from shared.products.zipped import describe_object, is_zip_of
 from shared.runtime import Reject, RetryLater
 from shared.settings import Settings
 from shared.storage.objects import ObjectStore
@@ -48,9 +52,22 @@ class Cataloguer:
 
     def on_product_ingested(self, event: ProductIngested) -> ProductCataloged | ProductRejected:
         product = self._trusted(event)
+        try:
+            existing = self.catalog.get(event.product.product_id)
+        except CatalogUnavailable as exc:
+            raise RetryLater(f"catalog unavailable: {exc}") from exc
+        if existing is not None and not existing.online and not self._stored(event):
+            # Announced again after its eviction (a redelivery, a replay): nothing to describe, nothing changes.
+            log.info("%s was evicted: its announcement again changes nothing", existing.name)
+            return cataloged(existing)
         # The manifest, or the product itself when it is one XML document (EOF, DSIB, ...): never the payload.
         document_key = event.manifest_key or (event.key if product.packaging in XML_PACKAGINGS else None)
-        if document_key is None:
+        if is_zip_of(event.key.rsplit("/", 1)[-1], product):  # a SAFE/SEN3 stored as one zip
+            described = self._describe_zipped(event, product)
+            if isinstance(described, ProductRejected):
+                return described
+            metadata = described
+        elif document_key is None:
             metadata = metadata_from_name(product)
         else:
             document = self.store.read(event.bucket, document_key)
@@ -76,7 +93,6 @@ class Cataloguer:
                 return self._reject(event, f"cannot describe {product.name}: {type(exc).__name__}: {exc}")
         now = datetime.now(UTC)
         try:
-            existing = self.catalog.get(event.product.product_id)
             entry = CatalogEntry(
                 id=event.product.product_id,
                 name=product.name,
@@ -99,25 +115,26 @@ class Cataloguer:
                 inbox_time=event.inbox_time,
                 ingestion_time=event.ingestion_time,
             )
-            if existing is not None:
+            if existing is not None and (existing.online or not self._stored(entry)):
                 # What ingestion does not know (lifecycle state, quicklooks) stays as it is; the store keeps
                 # the publication time, and a redelivery that changes nothing writes nothing.
                 entry = replace(
                     entry, eviction_time=existing.eviction_time, online=existing.online, quicklooks=existing.quicklooks
                 )
+            else:
+                # A new product's EvictionDate: its first matching retention rule from now (None: never). So for an
+                # evicted product delivered again: its bytes are back, it is online again for its rule's time.
+                rules = retention_rules(self.settings.retention_rules_file)
+                entry = replace(entry, eviction_time=rules.verdict(product.family, product.name, now).eviction_time)
+            # A directory product's zip (length, MD5: what $value sends) and the browse images among its objects.
+            entry = with_delivery(self.store, archives_at(self.settings.catalog_url), entry)
             changed = self.catalog.upsert(entry)
         except CatalogUnavailable as exc:
             raise RetryLater(f"catalog unavailable: {exc}") from exc
+        except ArchiveChanged as exc:  # an object rewritten while it was read: read it again later
+            raise RetryLater(str(exc)) from exc
         log.info("%s %s", "cataloged" if changed else "already cataloged", product.name)
-        return ProductCataloged(
-            product=event.product,
-            bucket=entry.bucket,
-            key=entry.key,
-            content_length=entry.content_length,
-            validity_start=entry.validity_start,
-            validity_stop=entry.validity_stop,
-            publication_time=existing.publication_time if existing else entry.publication_time,
-        )
+        return cataloged(entry if existing is None else replace(entry, publication_time=existing.publication_time))
 
     def _trusted(self, event: ProductIngested) -> ProductName:
         """The product the event announces, if the event says only what ingestion could have said.
@@ -137,7 +154,9 @@ class Cataloguer:
         family_bucket = bucket_for(product.family, prefix=self.settings.bucket_prefix)
         if event.bucket != family_bucket:
             raise Reject(f"{product.name} belongs in bucket {family_bucket!r}, not {event.bucket[:200]!r}")
-        own = f"{product.name}/" if product.is_directory else product.name
+        delivered = event.key.rsplit("/", 1)[-1]
+        zipped = is_zip_of(delivered, product)  # X.SAFE stored as the zip it came in (X.SAFE.zip, or X.zip)
+        own = delivered if zipped else f"{product.name}/" if product.is_directory else product.name
         prefix = event.key.removesuffix(own)
         segments = prefix.split("/")[:-1]  # the inbox prefix it arrived under, if any ('' when none)
         if (
@@ -146,10 +165,32 @@ class Cataloguer:
             or any(segment in ("", ".", "..") for segment in segments)
         ):
             raise Reject(f"key {event.key[:200]!r} is not the key of {product.name} (expected .../{own})")
-        manifest_key = f"{event.key}{product.manifest_name}" if product.manifest_name else None
+        manifest_key = f"{event.key}{product.manifest_name}" if product.manifest_name and not zipped else None
         if event.manifest_key != manifest_key:
             raise Reject(f"manifest key {str(event.manifest_key)[:200]!r} is not {product.name}'s ({manifest_key!r})")
         return product
+
+    def _describe_zipped(self, event: ProductIngested, product: ProductName) -> ProductMetadata | ProductRejected:
+        """A SAFE/SEN3 stored as the zip it was delivered in, described from the manifest inside it, read in
+        place by ranged GETs (footprint and every attribute, as its unzipped twin gets): see products.zipped."""
+        stored = self.store.head(event.bucket, event.key)
+        if stored is None:
+            if (rejected := self._already_rejected(event)) is not None:
+                return rejected
+            raise RetryLater(f"{event.bucket}/{event.key} not found (yet)")
+        try:
+            return describe_object(self.store, event.bucket, stored, product)
+        except ManifestError as exc:
+            return self._reject(event, f"cannot describe {product.name}: {exc}")
+        except (ValueError, LookupError, AttributeError, TypeError) as exc:  # as for a manifest: bytes won't change
+            log.warning("metadata extraction failed on %s: %s: %s", product.name, type(exc).__name__, exc)
+            return self._reject(event, f"cannot describe {product.name}: {type(exc).__name__}: {exc}")
+
+    def _stored(self, entry: CatalogEntry | ProductIngested) -> bool:
+        """Whether the product's objects are in its bucket (an evicted product's are not, until delivered again)."""
+        if entry.key.endswith("/"):
+            return next(iter(self.store.iter(entry.bucket, entry.key, limit=1)), None) is not None
+        return self.store.head(entry.bucket, entry.key) is not None
 
     def _already_rejected(self, event: ProductIngested) -> ProductRejected | None:
         """The rejection an earlier delivery of this announcement made: the quarantine's reason document of a
@@ -183,24 +224,3 @@ class Cataloguer:
             objects = [single]
         reason = RejectionReason.METADATA_UNREADABLE
         return quarantine(self.store, self.settings, event.product.name, root, event.bucket, objects, reason, detail)
-
-
-def cataloged(entry: CatalogEntry) -> ProductCataloged:
-    """The announcement of a catalog entry, as the catalog step makes it (a reprocessing makes it again)."""
-    return ProductCataloged(
-        product=ProductIdentity(
-            product_id=entry.id,
-            name=entry.name,
-            mission=entry.mission,
-            satellite=entry.satellite,
-            product_type=entry.product_type,
-            level=entry.level,
-            family=entry.family,
-        ),
-        bucket=entry.bucket,
-        key=entry.key,
-        content_length=entry.content_length,
-        validity_start=entry.validity_start,
-        validity_stop=entry.validity_stop,
-        publication_time=entry.publication_time,
-    )

@@ -35,7 +35,7 @@ class Prop(enum.Enum):
     ORIGIN = "origin"  # inbox time, else publication time
     EVICTION = "eviction"  # NEVER_EVICTED when none is set
     START = "start"  # nullable
-    END = "end"  # nullable
+    END = "end"  # NEVER_EVICTED when open-ended (no validity stop), as OData shows it
     ONLINE = "online"
     COLLECTION = "collection"  # "SENTINEL-1" from mission "S1"
     PRODUCTION_TYPE = "production_type"  # always "systematic_production" (no on-demand production)
@@ -180,7 +180,7 @@ def property_value(entry: CatalogEntry, prop: Prop) -> Any:
         Prop.ORIGIN: lambda e: e.inbox_time or e.publication_time,
         Prop.EVICTION: lambda e: e.eviction_time or NEVER_EVICTED,
         Prop.START: lambda e: e.validity_start,
-        Prop.END: lambda e: e.validity_stop,
+        Prop.END: lambda e: e.validity_stop or NEVER_EVICTED,
         Prop.ONLINE: lambda e: e.online,
         Prop.COLLECTION: lambda e: collection_of(e.mission),
         Prop.PRODUCTION_TYPE: lambda e: "systematic_production",

@@ -18,7 +18,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow, dict_row, tuple_row
 from psycopg.types.json import set_json_loads
 
-from shared.catalog.errors import CatalogUnavailable
+from shared.catalog.errors import CatalogUnavailable, QueryTooComplex
 from shared.catalog.filters import Filter, Selection
 from shared.catalog.migrations import COMPONENT, load_migrations
 from shared.catalog.model import (
@@ -43,7 +43,6 @@ from shared.catalog.sqlboxes import certainly_passing
 from shared.catalog.sqlfilter import (
     POSTGRESQL,
     CompiledSelection,
-    QueryTooComplex,
     compile_selection,
     exact_tests,
 )

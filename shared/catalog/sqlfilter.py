@@ -88,26 +88,6 @@ POSTGRESQL = Dialect("postgresql", "%s")
 Fragment = tuple[str, list[Any]]
 
 
-class QueryTooComplex(Exception):
-    """The database refuses the statement of a query as too complex (its parser's or planner's limits).
-
-    A query that can never succeed: the client is told (400), not asked to retry (503).
-    """
-
-
-# SQLite's own errors for statements beyond its compiled-in limits (sqlite3.OperationalError).
-SQLITE_LIMIT_ERRORS = (
-    "parser stack overflow",
-    "expression tree is too large",
-    "too many sql variables",
-    "too many terms",
-    "too many arguments on function",
-    "like or glob pattern too complex",
-    "string or blob too big",
-    "at most 64 tables in a join",
-)
-
-
 # SQLite parses "a OR b OR c ..." into a tree as deep as the chain is long and refuses trees deeper
 # than 1000 (SQLITE_MAX_EXPR_DEPTH): long chains are written as a chain of parenthesised groups.
 _GROUP = 100
@@ -195,6 +175,8 @@ class _Compiler:
         return (self.true if result else self.false), []
 
     def compare(self, node: Compare) -> Fragment:
+        if node.prop is Prop.END:
+            return self.end_compare(node)
         if node.value is None:
             return f"({self.column(node.prop)} IS {'' if node.op == 'eq' else 'NOT '}NULL)", []
         if node.prop is Prop.COLLECTION and node.op in ("eq", "ne"):
@@ -204,6 +186,18 @@ class _Compiler:
             return f"(p.mission {_SQL_OPS[node.op]} {self.ph})", [mission]
         column = self.text_column(node.prop) if node.prop in _POSTGRES_TEXT else self.column(node.prop)
         return f"({column} {_SQL_OPS[node.op]} {self.ph})", [self.value(node.value)]
+
+    def end_compare(self, node: Compare) -> Fragment:
+        """ContentDate/End: an open-ended product's (stored NULL) is NEVER_EVICTED, as it is shown. Written as
+        ``stop <op> ? [OR stop IS NULL]``, decided here for the literal, so the validity indexes still serve it."""
+        from shared.catalog.filters import _compare
+
+        if node.value is None:  # no product has no End
+            return (self.false if node.op == "eq" else self.true), []
+        sql = f"p.validity_stop {_SQL_OPS[node.op]} {self.ph}"
+        if _compare(NEVER_EVICTED, node.op, node.value):
+            sql += " OR p.validity_stop IS NULL"
+        return f"({sql})", [self.value(node.value)]
 
     def in_(self, node: In) -> Fragment:
         if node.prop is Prop.COLLECTION:
@@ -215,7 +209,10 @@ class _Compiler:
             column = self.column(node.prop)
         if not values:
             return self.false, []
-        return f"({column} IN ({', '.join(self.ph for _ in values)}))", values
+        sql = f"{column} IN ({', '.join(self.ph for _ in values)})"
+        if node.prop is Prop.END and NEVER_EVICTED in node.values:  # the End of open-ended products
+            sql += f" OR {column} IS NULL"
+        return f"({sql})", values
 
     def text_match(self, column: str, function: str, text: str) -> Fragment:
         if function == "contains":  # no wildcards at all: nothing to escape

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from shared.catalog.database import enable_wal
-from shared.catalog.errors import CatalogUnavailable
+from shared.catalog.errors import SQLITE_LIMIT_ERRORS, CatalogUnavailable, QueryTooComplex
 from shared.catalog.filters import Filter, Selection
 from shared.catalog.migrations import COMPONENT, load_migrations
 from shared.catalog.model import CatalogEntry, ProductQuery, ProductTypeSummary, format_utc, parse_geometry
@@ -31,9 +31,7 @@ from shared.catalog.pool import ConnectionPool
 from shared.catalog.sqlboxes import certainly_passing
 from shared.catalog.sqlfilter import (
     SQLITE,
-    SQLITE_LIMIT_ERRORS,
     CompiledSelection,
-    QueryTooComplex,
     compile_selection,
     grid_prefilter,
 )

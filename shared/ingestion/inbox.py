@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -31,16 +30,16 @@ from contextvars import copy_context
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
-from pathlib import Path
 from typing import TypeVar
 
 from events import EventData, ObjectCreated, ProductIdentity, ProductIngested, ProductRejected, RejectionReason
 from shared.catalog.model import product_id
 from shared.ingestion.ledger import Claim, InboxLedger, InboxProduct, ProductState
 from shared.ingestion.quarantine import quarantine
-from shared.products import ManifestError, ProductName, UnknownProduct, bucket_for, recognise, root_of, verify_product
-from shared.products.integrity import ZipArchive, digest_mismatches
+from shared.products import ManifestError, ProductName, UnknownProduct, bucket_for, recognise, root_of
+from shared.products.integrity import digest_mismatches
 from shared.products.manifest import DataObject, Inventory, read_manifest
+from shared.products.zipped import verify_zip
 from shared.runtime import Reject, RetryLater
 from shared.settings import Settings
 from shared.storage.objects import ObjectStore, StoredObject, metered
@@ -112,31 +111,39 @@ class Inbox:
         existing = self.store.head(target, key)
         if existing is not None and (existing.size, existing.etag) != (current.size, current.etag):
             return self._conflict(product.name, key, [current])
-        if product.packaging == "ZIP" and (problem := self._zip_problem(product, current)):
-            return self._quarantine(product.name, key, [current], RejectionReason.CHECKSUM_MISMATCH, problem)
+        announced, checksum = product, current.etag_md5
+        if product.packaging == "ZIP":
+            # A zipped SAFE/SEN3, verified against the manifest inside it where it lies (ranged GETs), is
+            # announced under its real name (X.SAFE, not X.SAFE.zip): one product, whatever form it came in.
+            verified = verify_zip(self.store, inbox, current, product)
+            if isinstance(verified, str):
+                return self._quarantine(product.name, key, [current], RejectionReason.CHECKSUM_MISMATCH, verified)
+            announced = verified.product
+            if (twin := self._unzipped_twin(announced, key, verified.manifest, current, arrival)) is not None:
+                return twin
+            # The zip is what $value serves: its own MD5 (a multipart upload's ETag is none).
+            checksum = checksum or self.store.digests(inbox, key, ["md5"], etag=current.etag)["md5"]
         self.store.copy_verified(inbox, current, target)
         self.store.delete(inbox, key)
-        return self._ingested(product, target, key, current.size, current.etag_md5, None, arrival)
+        return self._ingested(announced, target, key, current.size, checksum, None, arrival)
 
-    def _zip_problem(self, product: ProductName, obj: StoredObject) -> str | None:
-        """A zipped SAFE/SEN3 is verified against the manifest inside it (None: it verifies)."""
-        with tempfile.NamedTemporaryFile(suffix=".zip") as local:
-            self.store.client.download_file(self.settings.inbox_bucket, obj.key, local.name)
-            try:
-                report = verify_product(ZipArchive(Path(local.name)), product)
-            except ManifestError as exc:
-                return str(exc)
-        if report.ok:
+    def _unzipped_twin(
+        self, product: ProductName, key: str, manifest: bytes, current: StoredObject, arrival: Arrival
+    ) -> EventData | None:
+        """A zip of a product already ingested unzipped (``X.SAFE/`` where ``X.SAFE.zip`` arrives): the same
+        content is the same product, so the zip is dropped and the directory announced again (same id, no second
+        product); another manifest under the same name is a conflict, kept aside. None: no such directory."""
+        target = self._bucket(product)
+        root = key[: len(key) - len(key.rsplit("/", 1)[-1])] + product.name
+        manifest_key = f"{root}/{product.manifest_name}"
+        previous = self.store.read(target, manifest_key)
+        if previous is None:
             return None
-        problems = {
-            "missing": report.missing,
-            "extra": report.extra,
-            "wrong size": report.wrong_size,
-            "wrong checksum": report.wrong_checksum,
-            "checksum of an unsupported algorithm": report.unsupported_checksum,
-        }
-        listed = [f"{what}: {', '.join(paths)}" for what, paths in problems.items() if paths]
-        return f"{obj.key} does not verify against its manifest: " + ("; ".join(listed) or str(report.error))
+        if previous != manifest:
+            return self._conflict(product.name, key, [current])
+        self.store.delete(self.settings.inbox_bucket, key)
+        size = sum(o.size for o in self.store.iter(target, root + "/"))
+        return self._ingested(product, target, root + "/", size, _md5(manifest), manifest_key, arrival)
 
     # -- products delivered as a directory of objects (SAFE, SEN3) -------------------------------
 
@@ -393,7 +400,7 @@ class Inbox:
             key=key,
             content_length=size,
             checksum=checksum,
-            content_type="application/zip" if product.packaging == "ZIP" else "application/octet-stream",
+            content_type="application/zip" if key.lower().endswith(".zip") else "application/octet-stream",
             manifest_key=manifest_key,
             inbox_time=arrival.inbox_time,
             ingestion_time=datetime.now(UTC),

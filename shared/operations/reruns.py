@@ -31,7 +31,7 @@ from cloudevents.http import CloudEvent
 
 from events import make_event
 from events.naming import REPLAY, REPLAY_OF, REPROCESSING, derived_id, function_source
-from shared.catalog.cataloging import cataloged
+from shared.catalog.announce import cataloged
 from shared.catalog.database import CatalogDatabase
 from shared.catalog.filters import Prop, Selection, SortKey
 from shared.catalog.model import CatalogEntry

@@ -52,7 +52,9 @@ NOTIFY_SERVICE = "notify"  # the Service that receives the object store's webhoo
 QUERY_SERVICES = {
     "catalog": "/products",
     "odata": "/odata/v1",
+    "stac": "/stac",
     "operations": "",
+    "lifecycle": "",
 }  # HTTP APIs listed in endpoints.json, with their query path
 
 
@@ -187,6 +189,8 @@ class EmbeddedPlatform:
                 # The broker's durable queue is the event archive (no archive function on a laptop).
                 event_archive_url=f"sqlite:///{self.data_dir / 'broker.db'}",
                 event_secret=event_secret,
+                # The STAC API's item assets download through the OData function (on another port here).
+                stac_odata_url=self.functions["odata"].url + "/odata/v1" if "odata" in self.functions else None,
             )
             # Binds the ingress port (K_SINK of the functions); its threads start after the children are
             # forked, so that no other thread holds a lock while a child runs its preexec_fn.

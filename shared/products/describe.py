@@ -79,11 +79,25 @@ def describe(location: str | Path, store: ObjectStore | None = None) -> Descript
             raise FileNotFoundError(f"{text}: no such object")
         return _single_object(product, data)
     if text.startswith("s3://") and product.packaging == "ZIP":
-        raise ValueError(f"{text}: download a zipped product to describe it")
+        return _stored_zip(product, text, store)
     files = open_product(location, store)
     if files is None:  # a local file that is not a zip: one object
         return _single_object(product, Path(location).read_bytes())
     return _directory(product, files)
+
+
+def _stored_zip(product: ProductName, location: str, store: ObjectStore | None) -> Description:
+    """A zip in object storage, read in place by ranged GETs (see ``shared.products.zipped``)."""
+    from shared.products.zipped import ZippedProduct, open_object
+
+    if store is None:
+        raise ValueError(f"{location}: an object store is needed to read s3:// locations")
+    bucket, _, key = location[5:].partition("/")
+    stored = store.head(bucket, key)
+    if stored is None:
+        raise FileNotFoundError(f"{location}: no such object")
+    with open_object(store, bucket, stored) as file:
+        return _directory(product, ZippedProduct(file, location))
 
 
 def _single_object(product: ProductName, data: bytes) -> Description:

@@ -64,6 +64,17 @@ _KINDS = {
     "ETA": ("A", "_", "X", "L1"),
 }
 
+# CDSE's S1 product type groups: a productType query for 'RAW' "covers all Level-0 product types" (CDSE
+# docs, APIs/On-Demand Production API), and so do GRD, SLC and OCN for their kind (eodag's S1_SAR_GRD / _SLC /
+# _RAW / _OCN search them). The stored productType stays the ESA code (IW_GRDH_1S), as CDSE stores it; a
+# group matches every code holding its marker.
+PRODUCT_TYPE_GROUPS = {"RAW": "_RAW_", "GRD": "_GRD", "SLC": "_SLC_", "OCN": "_OCN_"}
+
+
+def product_type_group(value: str) -> str | None:
+    """The marker every S1 product type of the group ``value`` holds (``GRD`` -> ``_GRD``); None: no group."""
+    return PRODUCT_TYPE_GROUPS.get(value)
+
 
 def _level_family(kind: str, product_class: str, mode: str, polarisation: str) -> str:
     if kind == "ETA":

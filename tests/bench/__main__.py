@@ -1,7 +1,7 @@
 """``make bench``: every benchmark, each against its own baseline measured in the same run.
 
 ``python -m tests.bench [NAME...]`` runs only the benchmarks named (cold_start, broker, selection, catalog,
-ingest, transfer, chains); without names, all of them.
+ingest, transfer, chains, subscriptions); without names, all of them.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from tests.bench import broker, catalog, chains, cold_start, ingest, selection, transfer
+from tests.bench import broker, catalog, chains, cold_start, ingest, selection, subscriptions, transfer
 
 Rows = list[tuple[str, float, float]]
 
@@ -48,6 +48,7 @@ BENCHMARKS: dict[str, tuple[str, str, Callable[[], Rows]]] = {
     "ingest": ("Ingestion of real product shapes on the embedded platform", "value", in_tmp(ingest.run)),
     "transfer": ("Execution wrapper's download + upload against boto3's own", "value", in_tmp(transfer.run)),
     "chains": ("Processing chains from upload to final products, by step", "value", in_tmp(chains.run)),
+    "subscriptions": ("Subscription matching per cataloged product vs none", "value", subscriptions.run),
 }
 
 

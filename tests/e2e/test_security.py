@@ -19,13 +19,17 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("platform")]
 CLOUDEVENT = {"ce-specversion": "1.0", "ce-id": "1", "ce-type": "t", "ce-source": "/s"}
 
 
+EVENT_PATHS = {"catalog": "/events", "operations": "/tick", "lifecycle": "/tick", "subscriptions": "/events"}
+
+
 def test_every_function_refuses_an_event_without_the_platforms_secret(platform: EmbeddedPlatform) -> None:
     functions: dict[str, str] = platform.endpoints()["functions"]  # type: ignore[assignment]
     for name, url in functions.items():
         for authorization in ({}, {"Authorization": "Bearer not-the-secret"}):
             response = requests.post(url, data=b"{}", headers={**CLOUDEVENT, **authorization}, timeout=10)
-            if name in ("catalog", "odata", "operations"):  # public APIs: events only at /events, /tick
-                path = {"catalog": "/events", "operations": "/tick"}.get(name)
+            # Functions with an API beside their events take them at /events or /tick only (odata, stac: none).
+            if name in ("catalog", "odata", "operations", "stac", "lifecycle", "subscriptions"):
+                path = EVENT_PATHS.get(name)
                 if path is None:
                     continue
                 response = requests.post(url + path, data=b"{}", headers={**CLOUDEVENT, **authorization}, timeout=10)

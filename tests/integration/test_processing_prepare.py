@@ -13,7 +13,7 @@ import pytest
 
 from events.processing import JobReady
 from shared.catalog import CatalogEntry, CatalogStore, open_catalog, product_id
-from shared.catalog.cataloging import cataloged
+from shared.catalog.announce import cataloged
 from shared.processing.config import ProcessingConfig, load_processing_config
 from shared.processing.jobs import JobState, JobStore
 from shared.processing.preparation import Preparation

@@ -82,7 +82,7 @@ def test_repository_manifests_load() -> None:
     assert catalog.filters[0] == {"exact": {"type": "org.refsys.product.ingested.v1"}}
     assert catalog.filters[1]["any"][1] == {"prefix": {"mission": "S2"}}
     assert catalog.subscriber.uri == "/events"
-    assert topology.delivery_for(catalog).timeout == 60.0
+    assert topology.delivery_for(catalog).timeout == 600.0
 
     concurrency = {name: (t.parallelism, t.ordered) for name, t in topology.triggers.items()}
     assert concurrency == {
@@ -93,6 +93,8 @@ def test_repository_manifests_load() -> None:
         "launch-ready-jobs": (None, False),
         "launch-run-outcomes": (None, False),
         "launch-kubernetes-changes": (4, False),
+        "subscriptions-cataloged-products": (2, False),
+        "subscriptions-evicted-products": (2, False),
     }
 
 

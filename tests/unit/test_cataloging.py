@@ -54,11 +54,22 @@ def test_a_redelivery_changes_nothing_and_keeps_an_eviction(ingested) -> None:
     first = cataloguer.on_product_ingested(event)
     stored = cataloguer.catalog.get(event.product.product_id)
     assert stored is not None
-    cataloguer.catalog.upsert(replace(stored, online=False, eviction_time=START))  # evicted since
+    cataloguer.catalog.upsert(replace(stored, online=False, eviction_time=START))  # evicted since: objects gone
+    objects = cataloguer.store.list(stored.bucket, stored.key)
+    kept = {o.key: cataloguer.store.read(stored.bucket, o.key) for o in objects}
+    for o in objects:
+        cataloguer.store.delete(stored.bucket, o.key)
     again = cataloguer.on_product_ingested(event)
     after = cataloguer.catalog.get(event.product.product_id)
     assert after is not None and after.online is False and after.eviction_time == START
     assert again.publication_time == first.publication_time == after.publication_time
+    # Delivered again (ingestion put its objects back): online again, for its retention rule's time from now.
+    for key, body in kept.items():
+        cataloguer.store.put(stored.bucket, key, body or b"")
+    cataloguer.on_product_ingested(event)
+    back = cataloguer.catalog.get(event.product.product_id)
+    assert back is not None and back.online is True and back.publication_time == first.publication_time
+    assert back.eviction_time is None or back.eviction_time > START
 
 
 def zero_byte_orbit_file(cataloguer) -> ProductIngested:

@@ -85,7 +85,10 @@ def client(store: CatalogStore) -> Any:
 
 
 def test_service_document_and_metadata(client: Any) -> None:
-    assert client.get("/odata/v1").get_json()["value"] == [{"name": "Products", "kind": "EntitySet", "url": "Products"}]
+    assert client.get("/odata/v1").get_json()["value"] == [
+        {"name": "Products", "kind": "EntitySet", "url": "Products"},
+        {"name": "Subscriptions", "kind": "EntitySet", "url": "Subscriptions"},
+    ]
     metadata = client.get("/odata/v1/$metadata")
     assert metadata.mimetype == "application/xml"
     text = metadata.get_data(as_text=True)

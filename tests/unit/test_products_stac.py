@@ -94,3 +94,21 @@ def test_an_item_across_the_antimeridian_has_a_bbox_with_west_greater_than_east(
     assert stac_bbox(split) == [179.0, -10.0, -179.5, -9.0]
     polygon = {"type": "Polygon", "coordinates": [[[1.0, 2.0], [3.0, 2.0], [3.0, 4.0], [1.0, 2.0]]]}
     assert stac_bbox(polygon) == [1.0, 2.0, 3.0, 4.0]
+
+
+@pytest.mark.parametrize(
+    "sample",
+    [
+        "S3A_OL_1_EFR____20211021T073827_20211021T074112_20211021T091357_0164_077_334_4320_LN1_O_NR_002.SEN3",
+        "S3A_SL_1_RBT____20210930T220914_20210930T221214_20211002T102150_0180_077_043_5400_LN2_O_NT_004.SEN3",
+    ],
+)
+def test_olci_and_slstr_items_are_not_sar_items(validator: Draft7Validator, sample: str) -> None:
+    # Their manifests say operationalMode "EO": a PRIP attribute, not a SAR instrument mode.
+    d = describe(SAMPLES / "sentinel3" / sample)
+    assert d.metadata.attributes.get("operationalMode") == "EO"
+    item = to_stac_item(d.product, d.metadata)
+    _valid(validator, item)
+    assert EXTENSIONS["sar"] not in item["stac_extensions"]
+    assert not [key for key in item["properties"] if key.startswith("sar:")]
+    assert item["id"] == sample  # the product name, as the catalog's STAC API names it

@@ -10,6 +10,10 @@ from shared.catalog.filters import NEVER_EVICTED
 from shared.catalog.model import CatalogEntry, attribute_value_type
 
 PRODUCTION_TYPE = "systematic_production"  # no on-demand production in this system
+# An open-ended validity (catalog validity_stop NULL: AUX_CAL, MPL_ORBSCT...) ends as the reference PRIP writes
+# it: its metadata extraction stores 9999-12-31T23:59:59.999999Z for a missing or 9999 stop, served truncated
+# to milliseconds, the same sentinel CDSE writes for "never" (EvictionDate). A null End broke clients.
+OPEN_END = NEVER_EVICTED
 
 
 def _time(value: datetime | None) -> str | None:
@@ -70,7 +74,7 @@ def _number(value: float) -> str:
 
 
 def product_json(
-    entry: CatalogEntry, *, select: tuple[str, ...] | None = None, expand: tuple[str, ...] = ()
+    entry: CatalogEntry, *, select: tuple[str, ...] | None = None, expand: tuple[str, ...] = (), root: str = ""
 ) -> dict[str, Any]:
     properties: dict[str, Any] = {
         "Id": entry.id,
@@ -92,7 +96,7 @@ def product_json(
         ]
         if entry.checksum
         else [],
-        "ContentDate": {"Start": _time(entry.validity_start), "End": _time(entry.validity_stop)},
+        "ContentDate": {"Start": _time(entry.validity_start), "End": _time(entry.validity_stop or OPEN_END)},
         "Footprint": footprint_wkt(entry.footprint),
         "GeoFootprint": entry.footprint,
     }
@@ -106,6 +110,8 @@ def product_json(
         body["Attributes"] = attributes_json(entry)
     if "Quicklooks" in expand:
         body["Quicklooks"] = quicklooks_json(entry)
+    if "Assets" in expand:
+        body["Assets"] = assets_json(entry, root)
     return body
 
 
@@ -133,9 +139,24 @@ def quicklooks_json(entry: CatalogEntry) -> list[dict[str, Any]]:
     return [{"Image": quicklook_name(key)} for key in entry.quicklooks]
 
 
+def assets_json(entry: CatalogEntry, root: str) -> list[dict[str, Any]]:
+    """CDSE's ``Assets`` of a product (``root``: the service root the links start with, ``.../odata/v1``)."""
+    from shared.catalog.archives import QUICKLOOK, asset_id  # downloads: shared/catalog/archives.py
+
+    items = []
+    for key in entry.quicklooks:
+        identifier = asset_id(entry.id, key)
+        link = f"{root}/Assets({identifier})/$value"
+        items.append({"Type": QUICKLOOK, "Id": identifier, "DownloadLink": link, "S3Path": f"/{entry.bucket}/{key}"})
+    return items
+
+
 SERVICE_DOCUMENT = {
     "@odata.context": "$metadata",
-    "value": [{"name": "Products", "kind": "EntitySet", "url": "Products"}],
+    "value": [
+        {"name": "Products", "kind": "EntitySet", "url": "Products"},
+        {"name": "Subscriptions", "kind": "EntitySet", "url": "Subscriptions"},  # shared/subscriptions
+    ],
 }
 
 _ATTRIBUTE_TYPES = "".join(
@@ -187,6 +208,7 @@ METADATA = f"""<?xml version="1.0" encoding="UTF-8"?>
 <Property Name="GeoFootprint" Type="Edm.Geography" SRID="4326"/>
 <NavigationProperty Name="Attributes" Type="Collection(OData.CSC.Attribute)"/>
 <NavigationProperty Name="Quicklooks" Type="Collection(OData.CSC.Quicklook)"/>
+<NavigationProperty Name="Assets" Type="Collection(OData.CSC.Asset)"/>
 <NavigationProperty Name="Inputs" Type="Collection(OData.CSC.Product)"/>
 <NavigationProperty Name="Outputs" Type="Collection(OData.CSC.Product)"/>
 </EntityType>
@@ -197,6 +219,23 @@ METADATA = f"""<?xml version="1.0" encoding="UTF-8"?>
 {_ATTRIBUTE_TYPES}
 <EntityType Name="Quicklook" HasStream="true">
 <Key><PropertyRef Name="Image"/></Key><Property Name="Image" Type="Edm.String" Nullable="false"/>
+</EntityType>
+<EntityType Name="Asset" HasStream="true">
+<Key><PropertyRef Name="Id"/></Key>
+<Property Name="Id" Type="Edm.Guid" Nullable="false"/><Property Name="Type" Type="Edm.String"/>
+<Property Name="DownloadLink" Type="Edm.String"/><Property Name="S3Path" Type="Edm.String"/>
+</EntityType>
+<EntityType Name="Subscription">
+<Key><PropertyRef Name="Id"/></Key>
+<Property Name="Id" Type="Edm.Guid" Nullable="false"/><Property Name="FilterParam" Type="Edm.String"/>
+<Property Name="StageOrder" Type="Edm.Boolean"/><Property Name="Priority" Type="Edm.Int64"/>
+<Property Name="Status" Type="Edm.String"/><Property Name="SubscriptionEvent" Type="Collection(Edm.String)"/>
+<Property Name="NotificationEndpoint" Type="Edm.String"/><Property Name="NotificationEpUsername" Type="Edm.String"/>
+<Property Name="NotificationEpPassword" Type="Edm.String"/>
+<Property Name="SubmissionDate" Type="Edm.DateTimeOffset" Precision="3"/>
+<Property Name="LastNotificationDate" Type="Edm.DateTimeOffset" Precision="3"/>
+<Property Name="AckMessagesNum" Type="Edm.Int64"/><Property Name="CurrentQueueLength" Type="Edm.Int64"/>
+<Property Name="MaxQueueLength" Type="Edm.Int64"/>
 </EntityType>
 <Function Name="Intersects" IsBound="false">
 <Parameter Name="geo_property" Type="Edm.Geography"/><Parameter Name="geo_shape" Type="Edm.Geography"/>
@@ -219,11 +258,14 @@ METADATA = f"""<?xml version="1.0" encoding="UTF-8"?>
 <EntitySet Name="Products" EntityType="OData.CSC.Product">
 <NavigationPropertyBinding Path="Attributes" Target="Attributes"/>
 <NavigationPropertyBinding Path="Quicklooks" Target="Quicklooks"/>
+<NavigationPropertyBinding Path="Assets" Target="Assets"/>
 <NavigationPropertyBinding Path="Inputs" Target="Products"/>
 <NavigationPropertyBinding Path="Outputs" Target="Products"/>
 </EntitySet>
 <EntitySet Name="Attributes" EntityType="OData.CSC.Attribute" IncludeInServiceDocument="false"/>
 <EntitySet Name="Quicklooks" EntityType="OData.CSC.Quicklook" IncludeInServiceDocument="false"/>
+<EntitySet Name="Assets" EntityType="OData.CSC.Asset" IncludeInServiceDocument="false"/>
+<EntitySet Name="Subscriptions" EntityType="OData.CSC.Subscription"/>
 </EntityContainer>
 </Schema>
 </edmx:DataServices>

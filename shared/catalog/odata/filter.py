@@ -427,7 +427,7 @@ class _Translator:
         if '"' in name or "\\" in name:
             _fail(node, "attribute names contain no quotes or backslashes")
         condition: Filter = Const(True) if not rest else rest[0] if len(rest) == 1 else And(tuple(rest))
-        return AttributeMatch(name, condition)
+        return AttributeMatch(name, _product_type_group(name, condition))
 
     def attribute_name(self, node: lark.Tree | lark.Token, variable: str) -> str | None:
         """``'x'`` when the node is ``<variable>/Name eq 'x'`` (either way round), else None."""
@@ -469,3 +469,13 @@ def _spatial(relation: str, geometry: Any) -> Spatial:
         min_lon, min_lat, max_lon, max_lat = part.bounds
         bounds.append((min_lon, max_lon, min_lat, max_lat))
     return Spatial(relation, shapely.to_wkt(geometry, rounding_precision=-1), tuple(bounds))
+
+
+def _product_type_group(name: str, condition: Filter) -> Filter:
+    """CDSE's S1 product type groups: ``productType eq 'GRD'`` also matches every GRD code (IW_GRDH_1S, ...)."""
+    if name != "productType" or not isinstance(condition, Compare) or condition.op != "eq":
+        return condition
+    from shared.products.s1 import product_type_group  # only for this attribute: S1 naming knowledge
+
+    marker = product_type_group(condition.value) if isinstance(condition.value, str) else None
+    return condition if marker is None else Or((condition, TextMatch(Prop.ATTRIBUTE_VALUE, "contains", marker)))

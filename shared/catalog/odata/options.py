@@ -10,31 +10,23 @@ Integers are ASCII digits only (``str.isdigit`` would take ``²``).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from shared.catalog.filters import Filter, Prop, SortKey, total_order
-from shared.catalog.model import format_utc, parse_utc
+from shared.catalog.filters import Filter, Prop, SortKey
 from shared.catalog.odata.errors import BadOption
 from shared.catalog.odata.filter import parse_filter
+from shared.catalog.paging import MAX_TOKEN, InvalidToken, decode_token, encode_token
 
 DEFAULT_TOP = 1000
 MAX_TOP = 1000
 # Deep $skip pages read and drop every row before them; the keyset $skiptoken costs the same at any depth.
 MAX_SKIP = 1_000_000
 _DIGITS = re.compile(r"[0-9]{1,30}")
-MAX_SKIPTOKEN = 4096  # characters: a token holds a few sort values and a product name
-
-
-def _fits_int64(value: int) -> bool:
-    return -(2**63) <= value < 2**63
+MAX_SKIPTOKEN = MAX_TOKEN
 
 
 ORDERABLE: dict[str, Prop] = {
@@ -49,7 +41,7 @@ ORDERABLE: dict[str, Prop] = {
     "Id": Prop.ID,
     "ContentType": Prop.CONTENT_TYPE,
 }
-EXPANDABLE = ("Attributes", "Quicklooks")
+EXPANDABLE = ("Attributes", "Quicklooks", "Assets")  # Assets: CDSE's (quicklooks with download links)
 SELECTABLE = (
     "Id",
     "Name",
@@ -160,43 +152,17 @@ def _select(text: str | None) -> tuple[str, ...] | None:
     return items
 
 
-# --- keyset tokens: the sort key values of the last row of a page -----------------------------------
+# --- keyset tokens: the sort key values of the last row of a page (shared with STAC: paging.py) ---
 
-
-def encode_skiptoken(order: tuple[SortKey, ...], values: tuple[Any, ...]) -> str:
-    keys = [f"{k.prop.value}{'-' if k.descending else '+'}" for k in total_order(order)]
-    encoded = [format_utc(v) if isinstance(v, datetime) else v for v in values]
-    raw = json.dumps({"k": keys, "v": encoded}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+encode_skiptoken = encode_token
 
 
 def decode_skiptoken(token: str, order: tuple[SortKey, ...]) -> tuple[Any, ...]:
-    full = total_order(order)
     try:
-        if len(token) > MAX_SKIPTOKEN:
-            raise ValueError(token)
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        data = json.loads(raw)  # RecursionError on "[[[[...": not a token of ours either
-        keys, values = data["k"], data["v"]
-    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError, RecursionError):
-        raise BadOption("$skiptoken is not one this service issued; follow @odata.nextLink as given") from None
-    expected_keys = [f"{k.prop.value}{'-' if k.descending else '+'}" for k in full]
-    if keys != expected_keys or not isinstance(values, list) or len(values) != len(full):
-        raise BadOption("$skiptoken belongs to another $orderby; follow @odata.nextLink as given")
-    decoded: list[Any] = []
-    for key, value in zip(full, values, strict=True):
-        expected = key.prop.python_type
-        try:
-            if expected is datetime:
-                decoded.append(parse_utc(value))
-            elif (
-                isinstance(value, expected)
-                and not isinstance(value, bool)
-                and (not isinstance(value, int) or _fits_int64(value))
-            ):
-                decoded.append(value)
-            else:
-                raise TypeError(value)
-        except (TypeError, ValueError, OverflowError):  # OverflowError: a date out of range once in UTC
-            raise BadOption("$skiptoken is damaged; follow @odata.nextLink as given") from None
-    return tuple(decoded)
+        return decode_token(token, order)
+    except InvalidToken as exc:
+        if exc.reason == "foreign":
+            raise BadOption("$skiptoken is not one this service issued; follow @odata.nextLink as given") from None
+        if exc.reason == "order":
+            raise BadOption("$skiptoken belongs to another $orderby; follow @odata.nextLink as given") from None
+        raise BadOption("$skiptoken is damaged; follow @odata.nextLink as given") from None

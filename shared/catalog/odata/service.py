@@ -9,7 +9,9 @@
 ``GET  /odata/v1/Products(<Id>)/Attributes``         its typed attributes
 ``GET  /odata/v1/Products(<Id>)/Quicklooks``         its quicklooks; ``Quicklooks('<Image>')/$value``
 ``GET  /odata/v1/Products(<Id>)/Inputs`` / ``Outputs`` the products it was made from / that were made from it
-``GET  /odata/v1/Products(<Id>)/$value``             download: 307 to a presigned URL, or a streamed zip
+``GET  /odata/v1/Products(<Id>)/$value``             download: 307 to a presigned URL, or a streamed zip (Range)
+``GET  /odata/v1/Assets(<Id>)/$value``               a quicklook asset (``$expand=Assets``): 307 to the image
+``/odata/v1/Subscriptions...``                       the CDSE Subscriptions API: ``shared/subscriptions/odata.py``
 
 Errors: ``{"error": {"code", "message"}}`` — 400 bad filter or option (saying where, and which limit
 of ``filter.py`` and ``options.py`` it passes) or a query the database finds too complex, 401 no valid
@@ -29,13 +31,21 @@ from urllib.parse import quote, urlencode
 import flask
 import orjson
 
+from shared.catalog.archives import ArchiveStore, archives_at
+from shared.catalog.errors import QueryTooComplex
 from shared.catalog.filters import Selection, sort_value, total_order
 from shared.catalog.model import CatalogEntry, ProductQuery
 from shared.catalog.odata import download
-from shared.catalog.odata.entities import METADATA, SERVICE_DOCUMENT, attributes_json, product_json, quicklooks_json
+from shared.catalog.odata.entities import (
+    METADATA,
+    SERVICE_DOCUMENT,
+    assets_json,
+    attributes_json,
+    product_json,
+    quicklooks_json,
+)
 from shared.catalog.odata.errors import BadOption, MethodNotAllowed, NotFound, ODataError
 from shared.catalog.odata.options import MAX_TOP, ProductsQuery, encode_skiptoken, parse_options
-from shared.catalog.sqlfilter import QueryTooComplex
 from shared.catalog.store import CatalogStore, CatalogUnavailable
 from shared.runtime import error_response
 from shared.security.access import DOWNLOADER, VIEWER, AccessPolicy, Denied
@@ -50,6 +60,7 @@ MAX_FILTER_LIST = 1000
 # Products(<guid>) or Products('<guid>'), then an optional navigation.
 _ENTITY = re.compile(r"^/Products\((?:'([^']*)'|([^()']*))\)(/.*)?$")
 _QUICKLOOK = re.compile(r"^/Quicklooks\('((?:[^']|'')*)'\)(/\$value)?$")
+_ASSET = re.compile(r"^/Assets\((?:'([^']*)'|([^()']*))\)(/\$value)?$")  # downloads: shared/catalog/archives.py
 
 
 class ODataService:
@@ -61,6 +72,7 @@ class ODataService:
         access: AccessPolicy | None = None,
         download_expiry_seconds: int = 600,
         lineage: Callable[[], LineageStore] | None = None,
+        archives: Callable[[], ArchiveStore] | None = None,
     ) -> None:
         # Ports are callables: the object store (boto3, ~300 ms) is created only for a download.
         self._catalog = catalog
@@ -68,6 +80,7 @@ class ODataService:
         self._access = access
         self._expiry = download_expiry_seconds
         self._lineage = lineage
+        self._archives = archives or _configured_archives
 
     def handle(self, request: flask.Request) -> flask.Response:
         try:
@@ -99,9 +112,13 @@ class ODataService:
             if request.method != "POST":
                 raise MethodNotAllowed('POST {"FilterProducts": [{"Name": ...}]} to OData.CSC.FilterList')
             return self._filter_list(request)
+        if path == "/Subscriptions" or path.startswith(("/Subscriptions(", "/Subscriptions/")):
+            from shared.subscriptions.odata import subscriptions_api  # built at the first such request
+
+            return subscriptions_api().handle(request, path, self._access)
         if request.method not in ("GET", "HEAD"):
             raise MethodNotAllowed(f"{request.method} is not supported here; the catalog is read-only")
-        args = request.args.to_dict(flat=True)
+        args = _query_args(request)
         if path == "":
             return _json(SERVICE_DOCUMENT)
         if path == "/$metadata":
@@ -111,11 +128,13 @@ class ODataService:
         if path == "/Products/$count":
             query = parse_options(args)
             return flask.Response(str(self._catalog().count_where(query.where)), mimetype="text/plain")
+        if (asset := _ASSET.match(path)) is not None:
+            return self._asset(asset[1] if asset[1] is not None else asset[2], bool(asset[3]), request)
         match = _ENTITY.match(path)
         if match is None:
             raise NotFound(f"no resource {request.path!r}; see {BASE_PATH}/$metadata")
         entry = self._entry(match[1] if match[1] is not None else match[2])
-        return self._navigate(entry, match[3] or "", args)
+        return self._navigate(entry, match[3] or "", args, request)
 
     def _entry(self, key: str) -> CatalogEntry:
         entry = self._catalog().get(key.strip())
@@ -123,15 +142,29 @@ class ODataService:
             raise NotFound(f"no product with Id {key!r}")
         return entry
 
-    def _navigate(self, entry: CatalogEntry, rest: str, args: dict[str, str]) -> flask.Response:
+    def _asset(self, asset_id: str, value: bool, request: flask.Request) -> flask.Response:
+        asset = self._archives().asset(asset_id.strip())
+        if asset is None:
+            raise NotFound(f"no asset with Id {asset_id!r}")
+        entry = self._catalog().get(asset.product_id)
+        if value:
+            return download.asset_value(asset, entry, self._objects(), self._expiry)
+        if entry is None or asset.key not in entry.quicklooks:
+            raise NotFound(f"asset {asset.id} belongs to no cataloged product any more")
+        found = [a for a in assets_json(entry, _root(request)) if a["Id"] == asset.id]
+        return _json({"@odata.context": "$metadata#Assets/$entity", **found[0]})
+
+    def _navigate(self, entry: CatalogEntry, rest: str, args: dict[str, str], request: flask.Request) -> flask.Response:
         context = f"$metadata#Products({entry.id})"
         if rest == "":
             options = parse_options(args, collection=False)
             body = {"@odata.context": "$metadata#Products/$entity"}
-            body.update(product_json(entry, select=options.select, expand=options.expand))
+            body.update(product_json(entry, select=options.select, expand=options.expand, root=_root(request)))
             return _json(body)
         if rest == "/$value":
-            return download.product_value(entry, self._objects(), self._expiry)
+            return download.product_value(
+                entry, self._objects(), self._expiry, archives=self._archives(), headers=dict(request.headers)
+            )
         if rest == "/Attributes":
             return _json({"@odata.context": f"{context}/Attributes", "value": attributes_json(entry)})
         if rest == "/Quicklooks":
@@ -174,7 +207,8 @@ class ODataService:
             entries = catalog.find(selection)
         more = query.top > 0 and len(entries) > query.top
         entries = entries[: query.top]
-        body["value"] = [product_json(e, select=query.select, expand=query.expand) for e in entries]
+        root = _root(request)
+        body["value"] = [product_json(e, select=query.select, expand=query.expand, root=root) for e in entries]
         if more:
             last = entries[-1]
             values = tuple(sort_value(last, key.prop) for key in total_order(query.order))
@@ -190,12 +224,17 @@ class ODataService:
             raise BadOption('FilterList takes {"FilterProducts": [{"Name": "<product name>"}, ...]}')
         if len(items) > MAX_FILTER_LIST:
             raise BadOption(f"FilterList takes at most {MAX_FILTER_LIST} names; got {len(items)}")
-        options = parse_options(request.args.to_dict(flat=True), collection=False)
+        options = parse_options(_query_args(request), collection=False)
         names = list(dict.fromkeys(item["Name"] for item in items))
         entries = self._catalog().search(ProductQuery(names=names, limit=max(len(names), 1))) if names else []
         by_name = {e.name: e for e in entries}
         # In the order asked; unknown names are simply absent (as CDSE does).
-        value = [product_json(by_name[n], select=options.select, expand=options.expand) for n in names if n in by_name]
+        root = _root(request)
+        value = [
+            product_json(by_name[n], select=options.select, expand=options.expand, root=root)
+            for n in names
+            if n in by_name
+        ]
         return _json({"@odata.context": _context(options.expand), "value": value})
 
 
@@ -207,6 +246,25 @@ def _role_for(path: str) -> str:
     """A product's bytes need the downloader role; everything else here is metadata (quicklooks too)."""
     match = _ENTITY.match(path.removeprefix(BASE_PATH).rstrip("/"))
     return DOWNLOADER if match is not None and match[3] == "/$value" else VIEWER
+
+
+def _configured_archives() -> ArchiveStore:
+    from shared.settings import get_settings  # the function's settings, when its entry point passes no store
+
+    return archives_at(get_settings().catalog_url)
+
+
+def _query_args(request: flask.Request) -> dict[str, str]:
+    """The query options, ``$expand`` given several times joined (eodag sends ``$expand=Attributes&$expand=Assets``)."""
+    args = request.args.to_dict(flat=True)
+    if len(expands := request.args.getlist("$expand")) > 1:
+        args["$expand"] = ",".join(expands)
+    return args
+
+
+def _root(request: flask.Request) -> str:
+    """The service root as the client reached it: the base of the assets' download links."""
+    return request.host_url.rstrip("/") + BASE_PATH
 
 
 def _json(body: dict[str, Any]) -> flask.Response:
