@@ -19,6 +19,7 @@ The convention (see README "Function runtime"):
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
@@ -29,8 +30,11 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from events import EventData, InvalidEvent, InvalidPayload, make_event, parse_data, parse_http, to_http
 from events.http import MAX_EVENT_BYTES, EventTooLarge
-from events.naming import REPLAY, REPROCESSING, derived_id, function_source
+from events.naming import REPLAY, REPROCESSING, TYPE_PREFIX, derived_id, function_source
 from shared.bus.idempotency import ProcessedEvents
+from shared.logs import log_context
+from shared.observability import otel, tracing
+from shared.observability.metrics import observe
 from shared.security.senders import refuse_unknown_sender
 
 log = logging.getLogger(__name__)
@@ -80,45 +84,67 @@ def event_endpoint(
             event = parse_http(request.headers, request_body(request))
         except InvalidEvent as exc:
             return invalid_event(exc)
-        context = {"event_id": event["id"], "event_type": event["type"], "function": function}
+        started = time.perf_counter()
+        parent = tracing.parse(event.get(tracing.TRACEPARENT)) or tracing.root_for(event.get("subject"))
+        attributes = {"cloudevents.event_id": event["id"], "cloudevents.event_type": event["type"]}
+        with (
+            otel.span(f"{function} {event['type']}", parent, attributes) as span,
+            tracing.active(span),
+            log_context(function=function, event_id=event["id"], event_type=event["type"], **_about(event)),
+        ):
+            outcome, response, reply = handle(event)
+            seconds = time.perf_counter() - started
+            observe(function, event, outcome, reply, seconds)
+            end = f"{outcome} {reply['type']}" if reply is not None else outcome
+            log.log(logging.WARNING if outcome in ("rejected", "failed") else logging.INFO, "handled: %s", end,
+                    extra={"task": function, "status": "NOK" if outcome in ("rejected", "failed") else "OK",
+                           "duration_in_seconds": round(seconds, 6)})  # fmt: skip
+            return response
+
+    def handle(event: CloudEvent) -> tuple[str, flask.Response, CloudEvent | None]:
+        """How the event was handled (the outcome counted in metrics), the answer, and the reply if any."""
         if event["type"] not in accepted:
             message = f"{function} accepts {', '.join(sorted(accepted))}; got {event['type']}"
-            log.warning(message, extra=context)
-            return error_response(422, "UnexpectedEventType", message)
+            log.warning(message)
+            return "rejected", error_response(422, "UnexpectedEventType", message), None
         if processed is not None:
             done = processed().lookup(function, event["source"], event["id"])
             if done is not None and done.reply is not None:
-                log.info("already processed: same reply again", extra=context)
-                return _reply_response(done.reply)
+                return "duplicate", _reply_response(done.reply), done.reply
         handled = _handled.set(event)
         try:
             reply = handler(parse_data(event))
         except InvalidPayload as exc:
-            log.warning("rejected payload: %s", exc, extra=context)
-            return error_response(422, "InvalidPayload", str(exc))
+            log.warning("rejected payload: %s", exc)
+            return "rejected", error_response(422, "InvalidPayload", str(exc)), None
         except Reject as exc:
-            log.warning("rejected: %s", exc, extra=context)
-            return error_response(422, "Rejected", str(exc))
+            log.warning("rejected: %s", exc)
+            return "rejected", error_response(422, "Rejected", str(exc)), None
         except RetryLater as exc:
-            log.info("retry later: %s", exc, extra=context)
+            log.info("retry later: %s", exc)
             response = error_response(503, "RetryLater", str(exc))
             response.headers["Retry-After"] = "1"
-            return response
+            return "retry", response, None
         except Exception as exc:  # an unexpected failure is retried, and logged with its trace
-            log.exception("handler failed", extra=context)
-            return error_response(500, "InternalError", f"{type(exc).__name__}: {exc}")
+            log.exception("handler failed")
+            return "failed", error_response(500, "InternalError", f"{type(exc).__name__}: {exc}"), None
         finally:
             _handled.reset(handled)
         if reply is None:
-            log.info("done, no reply", extra=context)
-            return flask.Response(status=202)
+            return "done", flask.Response(status=202), None
         reply_event = consequence(reply, function, cause=event)
         if processed is not None:
             processed().record(function, event["source"], event["id"], reply_event)
-        log.info("reply %s", reply.TYPE, extra={**context, "reply_id": reply_event["id"]})
-        return _reply_response(reply_event)
+        return "reply", _reply_response(reply_event), reply_event
 
     return view
+
+
+def _about(event: CloudEvent) -> dict[str, str | None]:
+    """What a log line says an event is about: its subject, and for product and object events the product."""
+    subject = event.get("subject")
+    is_product = str(event["type"]).startswith((f"{TYPE_PREFIX}.product.", f"{TYPE_PREFIX}.storage."))
+    return {"subject": subject, "product": tracing.product_of(subject) if is_product else None}
 
 
 def consequence(data: EventData, function: str, cause: CloudEvent | None = None) -> CloudEvent:
@@ -132,7 +158,7 @@ def consequence(data: EventData, function: str, cause: CloudEvent | None = None)
     event = make_event(data, source=function_source(function), extensions=inherited or None)
     if generation := inherited.get(REPROCESSING):
         event["id"] = derived_id(event["id"], generation)
-    return event
+    return tracing.stamp(event)
 
 
 def reprocessing() -> str | None:
@@ -163,11 +189,13 @@ def tick_endpoint(function: str, work: Callable[[], object]) -> Callable[[flask.
                 parse_http(request.headers, body)
         except InvalidEvent as exc:
             return invalid_event(exc, "a tick is a CloudEvent or an empty POST: ")
-        try:
-            outcome = work()
-        except SinkUnavailable as exc:
-            return error_response(503, "SinkUnavailable", str(exc))
-        log.info("tick done: %s", outcome, extra={"function": function})
+        # No trace of its own: what a tick finds (an object the scan finds) starts its product's trace.
+        with log_context(function=function):
+            try:
+                outcome = work()
+            except SinkUnavailable as exc:
+                return error_response(503, "SinkUnavailable", str(exc))
+            log.info("tick done: %s", outcome)
         return flask.Response(status=202)
 
     return view

@@ -578,10 +578,27 @@ class _IngressHandler(BaseHTTPRequestHandler):
         self._answer(202, "")
 
     def do_GET(self) -> None:
-        if urlsplit(self.path).path == "/healthz":
+        path = urlsplit(self.path).path
+        if path == "/healthz":
             self._answer(200, "ok")
+        elif path == "/metrics":  # backlog and retries per Trigger, as Prometheus reads them
+            self._metrics()
         else:
             self._not_allowed()
+
+    def _metrics(self) -> None:
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+        from shared.observability.metrics import broker_collector
+
+        registry = CollectorRegistry()
+        registry.register(broker_collector(self.server.broker.stats))
+        body = generate_latest(registry)
+        self.send_response(200)
+        self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def do_OPTIONS(self) -> None:
         # CloudEvents webhook validation handshake, as the Knative ingress answers it.

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from cloudevents.http import CloudEvent
 
 from events import to_http
+from shared.observability import tracing
 
 
 class SinkUnavailable(Exception):
@@ -37,7 +38,7 @@ class SinkPublisher:
         A kept-alive connection the sink closed meanwhile fails on its next use: the post is then made once
         more on a new connection (a duplicate is harmless: the event id is the same).
         """
-        headers, body = to_http(event)
+        headers, body = to_http(tracing.stamp(event))
         headers.update(self._headers)
         for attempt in (1, 2):
             connection, reused = self._connection()

@@ -333,19 +333,24 @@ class EventQueue:
 
     # -- monitoring -------------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
-        """Stored events, deliveries per state, and ``per_trigger``: {trigger: {state: count}}."""
+        """Stored events, deliveries per state, ``per_trigger``: {trigger: {state: count}}, and ``retries``:
+        {trigger: attempts beyond the first} of the stored deliveries."""
         with self._lock:
             if self._closed:
                 raise QueueClosed("event queue is closed")
             rows = self._db.execute(
                 "SELECT trigger, state, COUNT(*) FROM deliveries GROUP BY trigger, state"
             ).fetchall()
+            retried = self._db.execute(
+                "SELECT trigger, SUM(MAX(attempts - 1, 0)) FROM deliveries GROUP BY trigger"
+            ).fetchall()
             events = self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
         per_trigger: dict[str, dict[str, int]] = {}
         for trigger, state, count in rows:
             per_trigger.setdefault(trigger, {s.value: 0 for s in State})[state] = int(count)
         totals = {state.value: sum(counts[state.value] for counts in per_trigger.values()) for state in State}
-        return {"events": int(events), **totals, "per_trigger": per_trigger}
+        retries = {trigger: int(count or 0) for trigger, count in retried}
+        return {"events": int(events), **totals, "per_trigger": per_trigger, "retries": retries}
 
     def deliveries(self, event_id: str | None = None) -> list[dict[str, Any]]:
         """Delivery rows (oldest first), optionally only those of one CloudEvent id."""

@@ -24,6 +24,7 @@ from shared.catalog.model import CatalogEntry, product_id
 from shared.catalog.store import CatalogStore, CatalogUnavailable
 from shared.ingestion.quarantine import REASON_SUFFIX, Quarantined, quarantine
 from shared.lifecycle.rules import retention_rules
+from shared.observability.metrics import observe_timeliness
 from shared.products import (
     ManifestError,
     ProductName,
@@ -134,6 +135,8 @@ class Cataloguer:
         except ArchiveChanged as exc:  # an object rewritten while it was read: read it again later
             raise RetryLater(str(exc)) from exc
         log.info("%s %s", "cataloged" if changed else "already cataloged", product.name)
+        if existing is None:
+            observe_timeliness(product.product_type, entry.validity_stop, entry.inbox_time, entry.publication_time)
         return cataloged(entry if existing is None else replace(entry, publication_time=existing.publication_time))
 
     def _trusted(self, event: ProductIngested) -> ProductName:

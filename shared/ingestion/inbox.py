@@ -36,6 +36,7 @@ from events import EventData, ObjectCreated, ProductIdentity, ProductIngested, P
 from shared.catalog.model import product_id
 from shared.ingestion.ledger import Claim, InboxLedger, InboxProduct, ProductState
 from shared.ingestion.quarantine import quarantine
+from shared.observability import tracing
 from shared.products import ManifestError, ProductName, UnknownProduct, bucket_for, recognise, root_of
 from shared.products.integrity import digest_mismatches
 from shared.products.manifest import DataObject, Inventory, read_manifest
@@ -393,6 +394,8 @@ class Inbox:
         manifest_key: str | None,
         arrival: Arrival,
     ) -> ProductIngested:
+        # A processing run's outputs carry its trace (object metadata): the product continues it.
+        tracing.adopt(self.store.metadata(bucket, manifest_key or key).get(tracing.OBJECT_METADATA))
         log.info("ingested %s into %s", product.name, bucket)
         return ProductIngested(
             product=identity(product),

@@ -335,11 +335,12 @@ class EmbeddedPlatform:
             },
             "K_SINK": self.broker.ingress_url,
             "THREADS": server.threads,
+            "K_SERVICE": server.name,  # as Knative names it: on every log line
             "PYTHONUNBUFFERED": "1",
         }
         log_file = (self.data_dir / "logs" / f"{server.name}.log").open("ab")
         server.process = subprocess.Popen(
-            [sys.executable, "-m", "functions_framework", "--source", str(server.source), "--target", server.target,
+            [sys.executable, "-m", "shared.server", "--source", str(server.source), "--target", server.target,
              "--host", "127.0.0.1", "--port", str(server.port)],
             env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=self.data_dir,
             # Own session, so Ctrl-C reaches `refsys up` only and it stops the functions in order; then

@@ -56,6 +56,8 @@ from events.processing import (
     TaskRun,
 )
 from shared.ingestion.upload import product_files
+from shared.logs import log_context
+from shared.observability import tracing
 from shared.settings import Settings
 from shared.storage.objects import ObjectStore
 
@@ -198,7 +200,7 @@ class Run:
         }
 
     def _report(self, outcome: JobCompleted | JobFailed) -> None:
-        event = make_event(outcome, source=SOURCE)
+        event = tracing.stamp(make_event(outcome, source=SOURCE))
         try:
             self.store.ensure_bucket(self.settings.jobs_bucket)
             _, body = to_http(event, structured=True)  # what the watcher re-posts verbatim
@@ -243,9 +245,14 @@ class Run:
         if not items:
             return
         config = transfer_config(self.settings.transfer_concurrency)
+        # Outputs carry the run's trace: ingestion continues it for the products made here.
+        trace = tracing.current()
+        extra = {"Metadata": {tracing.OBJECT_METADATA: trace.header()}} if trace is not None else None
         with create_transfer_manager(self.store.client, config) as manager:
             futures = [
-                manager.upload(str(path), bucket, key) if upload else manager.download(bucket, key, str(path))
+                manager.upload(str(path), bucket, key, extra_args=extra)
+                if upload
+                else manager.download(bucket, key, str(path))
                 for bucket, key, path in items
             ]
             for future in futures:
@@ -478,8 +485,11 @@ def run_from_environment(ready_json: str, run_id: str | None, settings: Settings
     publish = ports.sink().publish if settings.sink else None
     run = Run(ready, run_id or ready.event_id(), settings, ports.object_store(), publish)
     previous = signal.signal(signal.SIGTERM, lambda *_: run.stop())
+    # The trace of the job.ready it runs: on its log lines, its outcome event and its outputs (object metadata).
+    trace = tracing.from_environment() or tracing.root_for(ready.job_key)
     try:
-        outcome = run.execute()
+        with tracing.active(trace.child()), log_context(task="ProcessingRun", run_id=run.run_id, job=ready.job_key):
+            outcome = run.execute()
     finally:
         signal.signal(signal.SIGTERM, previous)
     return 0 if isinstance(outcome, JobCompleted) else 1

@@ -61,6 +61,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from events.processing import FailureReason, JobReady
+from shared.observability import tracing
 from shared.processing.preparation import WORKDIR_ROOT
 from shared.settings import Settings
 
@@ -149,6 +150,8 @@ def job_manifest(ready: JobReady, settings: Settings) -> dict[str, Any]:
     ]
     if settings.sink:
         env.append({"name": "K_SINK", "value": settings.sink})
+    if (trace := tracing.current()) is not None:  # the run continues the trace of its job.ready
+        env.append({"name": tracing.TRACEPARENT.upper(), "value": trace.header()})
     workdir_volume: dict[str, Any] = {"name": "workdir", "emptyDir": {}}
     if "ephemeral-storage" in resources:
         workdir_volume["emptyDir"]["sizeLimit"] = resources["ephemeral-storage"]

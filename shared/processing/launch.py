@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -31,6 +32,7 @@ from events import InvalidEvent, make_event, parse_http
 from events.naming import function_source
 from events.processing import FailureReason, JobCompleted, JobFailed, JobReady
 from shared.catalog.database import CatalogDatabase
+from shared.observability import tracing
 from shared.runtime import error_response
 from shared.settings import Settings, get_settings
 
@@ -83,13 +85,15 @@ class RunStore:
     def set_handle(self, run_id: str, handle: str) -> None:
         self._execute("UPDATE processing_runs SET handle = {p} WHERE run_id = {p}", (handle, run_id))
 
-    def end(self, outcome: JobCompleted | JobFailed) -> None:
+    def end(self, outcome: JobCompleted | JobFailed) -> bool:
+        """Record how a running run ended; False when it was known ended already (a redelivery)."""
         state = "completed" if isinstance(outcome, JobCompleted) else "failed"
-        self._execute(
+        cursor = self._execute(
             "UPDATE processing_runs SET state = {p}, outcome = {p}, ended_at = {p}"
             " WHERE run_id = {p} AND state = 'running'",
             (state, outcome.model_dump_json(), _now(), outcome.run_id),
         )
+        return bool(cursor.rowcount == 1)
 
     def get(self, run_id: str) -> dict[str, Any] | None:
         row = self._execute(
@@ -139,7 +143,10 @@ class LocalRunner:
         log_file = (self.root / f"{run_id}.log").open("ab")
         command = [sys.executable, "-m", "shared.cli", "--log-level", "INFO", "execute", "--job-file", str(job_file),
                    "--run-id", run_id]  # fmt: skip
-        proc = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        env = dict(os.environ)
+        if (trace := tracing.current()) is not None:  # the run continues the trace of its job.ready
+            env[tracing.TRACEPARENT.upper()] = trace.header()
+        proc = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         log_file.close()
         with self._lock:
             self._running[run_id] = proc
@@ -190,7 +197,12 @@ class Launcher:
         self.runs.set_handle(run_id, self.local.start(ready, run_id))
 
     def on_outcome(self, outcome: JobCompleted | JobFailed) -> None:
-        self.runs.end(outcome)
+        if self.runs.end(outcome):  # counted once, however often the outcome is delivered
+            from shared.observability.metrics import JOB_TIME, JOBS
+
+            ended = "completed" if isinstance(outcome, JobCompleted) else "failed"
+            JOBS.labels(outcome.processor, ended).inc()
+            JOB_TIME.labels(outcome.processor, ended).observe((outcome.finished - outcome.started).total_seconds())
 
     def settle(self, run_id: str, reason: FailureReason, message: str, exit_code: int | None = None) -> None:
         """The runner of ``run_id`` ended: make sure its outcome is told (once the run is known ended, nothing)."""

@@ -148,6 +148,15 @@ class ObjectStore:
             raise
         return StoredObject(key, meta["ContentLength"], meta["ETag"].strip('"'), meta.get("LastModified"))
 
+    def metadata(self, bucket: str, key: str) -> dict[str, str]:
+        """The object's user metadata (``x-amz-meta-*``, names lower-case); empty when there is no object."""
+        try:
+            return dict(self.client.head_object(Bucket=bucket, Key=key).get("Metadata") or {})
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                return {}
+            raise
+
     def read(self, bucket: str, key: str) -> bytes | None:
         found = self.read_object(bucket, key)
         return None if found is None else found[0]
