@@ -34,6 +34,11 @@ def log_context(**fields: Any) -> Iterator[None]:
         _context.reset(token)
 
 
+def set_process_fields(**fields: Any) -> None:
+    """Fields on every line this process logs, in any thread (a processing Job: its run and job)."""
+    _process.update({k: v for k, v in fields.items() if v is not None})
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         from shared.observability.tracing import current

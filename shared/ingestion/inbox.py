@@ -280,7 +280,8 @@ class Inbox:
         if not self.ledger.renew(claim):  # fenced: another delivery took the product over
             log.warning("%s: claim lost during the move; the delivery that holds it finishes", product.name)
             return None
-        self.store.put(target, manifest_key, manifest)
+        # Written from the verified bytes, with the upload's metadata (a processing run's trace).
+        self.store.put(target, manifest_key, manifest, metadata=self.store.metadata(inbox, manifest_key))
         self.store.delete(inbox, manifest_key)
         size = sum(o.size for o in {**moved, **waiting}.values())
         reply = self._ingested(product, target, root + "/", size, _md5(manifest), manifest_key, arrival)

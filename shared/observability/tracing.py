@@ -67,11 +67,17 @@ def root_for(subject: str | None) -> TraceContext:
 
 
 _current: ContextVar[TraceContext | None] = ContextVar("refsys_trace", default=None)
+_process: list[TraceContext] = []  # the trace of a process that does one piece of work (a processing run)
 
 
 def current() -> TraceContext | None:
     """The span of the work being done now (an event being handled, a Job being run), if any."""
-    return _current.get()
+    return _current.get() or (_process[0] if _process else None)
+
+
+def run_process_in(context: TraceContext) -> None:
+    """Make ``context`` the trace of everything this process does, in any thread (a processing Job)."""
+    _process[:] = [context]
 
 
 @contextmanager

@@ -56,7 +56,7 @@ from events.processing import (
     TaskRun,
 )
 from shared.ingestion.upload import product_files
-from shared.logs import log_context
+from shared.logs import set_process_fields
 from shared.observability import tracing
 from shared.settings import Settings
 from shared.storage.objects import ObjectStore
@@ -486,10 +486,10 @@ def run_from_environment(ready_json: str, run_id: str | None, settings: Settings
     run = Run(ready, run_id or ready.event_id(), settings, ports.object_store(), publish)
     previous = signal.signal(signal.SIGTERM, lambda *_: run.stop())
     # The trace of the job.ready it runs: on its log lines, its outcome event and its outputs (object metadata).
-    trace = tracing.from_environment() or tracing.root_for(ready.job_key)
+    tracing.run_process_in((tracing.from_environment() or tracing.root_for(ready.job_key)).child())
+    set_process_fields(function="execute", run_id=run.run_id, job=ready.job_key)
     try:
-        with tracing.active(trace.child()), log_context(task="ProcessingRun", run_id=run.run_id, job=ready.job_key):
-            outcome = run.execute()
+        outcome = run.execute()
     finally:
         signal.signal(signal.SIGTERM, previous)
     return 0 if isinstance(outcome, JobCompleted) else 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -209,8 +209,16 @@ class ObjectStore:
             meter.add(bytes_read=response["ContentLength"])
         return digests
 
-    def put(self, bucket: str, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
-        self.client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+    def put(
+        self,
+        bucket: str,
+        key: str,
+        body: bytes,
+        content_type: str = "application/octet-stream",
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        extra = {"Metadata": dict(metadata)} if metadata else {}
+        self.client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, **extra)
 
     def copy(self, source_bucket: str, source_key: str, bucket: str, key: str) -> None:
         # The managed copy switches to multipart UploadPartCopy above its threshold, as objects over

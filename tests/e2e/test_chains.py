@@ -9,10 +9,13 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
+from shared.observability import tracing
 from shared.platform.client import RunningPlatform
 from shared.platform.embedded import EmbeddedPlatform
 from shared.processing.chains import run_chain
@@ -73,6 +76,57 @@ def test_lineage_command_prints_the_tree(platform: EmbeddedPlatform) -> None:
     tree = json.loads(run.stdout)
     assert tree["name"] == name and tree["job"] and tree["inputs"]
     assert set(tree) == {"name", "job", "processor", "version", "taskTable", "inputs"}
+
+
+def trace_of(event: dict) -> str:
+    context = tracing.parse(event.get(tracing.TRACEPARENT))
+    assert context is not None, f"an event without trace context: {event['type']} {event.get('subject')}"
+    return context.trace_id
+
+
+def test_one_trace_runs_from_each_upload_through_its_cataloging_to_the_products_made_from_it(
+    platform: EmbeddedPlatform,
+) -> None:
+    with sqlite3.connect(platform.data_dir / "broker.db") as db:
+        events = [json.loads(text) for (text,) in db.execute("SELECT event FROM events")]
+    lineage = LineageStore(platform.settings.catalog_url)
+    traces: dict[str, set[str]] = {}  # product -> trace ids of its object and product events
+    for event in events:
+        if event["type"].split(".")[2] in ("product", "storage"):
+            traces.setdefault(str(tracing.product_of(event.get("subject"))), set()).add(trace_of(event))
+    by_id = {event["id"]: event for event in events}
+    cataloged = {e["subject"]: e for e in events if e["type"] == "org.refsys.product.cataloged.v1"}
+    uploads = [name for name in cataloged if lineage.produced(name) is None]
+    assert uploads and len(uploads) < len(cataloged)
+    for name in uploads:  # from its first object's notification to its cataloging: one trace
+        assert traces[name] == {trace_of(cataloged[name])}, name
+    for name in set(cataloged) - set(uploads):
+        made = lineage.produced(name)
+        assert made is not None
+        # The run continues the trace of its job.ready: that of the input whose cataloging made the job
+        # ready, or the job's own when a prepare tick did.
+        ready = trace_of(by_id[made["run"]])
+        assert trace_of(cataloged[name]) == ready, name
+        inputs = {trace_of(cataloged[i]) for i in made["inputs"] if i in cataloged}
+        assert ready in inputs | {tracing.product_trace(made["job"]).trace_id}, name
+    lines = [json.loads(line) for log in (platform.data_dir / "logs").glob("*.log") for line in log.open()
+             if line.startswith("{")]  # fmt: skip
+    for name in uploads:  # every line about an upload, in every function, names its trace
+        about = [line for line in lines if line.get("product") == name]
+        assert about and {line.get("trace_id") for line in about} == traces[name], name
+
+
+def test_every_function_serves_metrics_that_moved(platform: EmbeddedPlatform) -> None:
+    handled: dict[str, float] = {}
+    for name, server in platform.functions.items():
+        text = requests.get(f"{server.url}/metrics", timeout=10).text
+        samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
+        handled[name] = sum(s.value for s in samples if s.name == "refsys_events_handled_total")
+    assert all(handled[name] > 0 for name in ("ingest", "catalog", "prepare", "launch")), handled
+    ingress = urlsplit(platform.broker.ingress_url)
+    broker = requests.get(f"{ingress.scheme}://{ingress.netloc}/metrics", timeout=10).text
+    backlog = [s for f in text_string_to_metric_families(broker) for s in f.samples if s.name.endswith("deliveries")]
+    assert sum(s.value for s in backlog if s.labels["state"] == "delivered") > 0
 
 
 def test_no_traceback_no_5xx_no_retry(platform: EmbeddedPlatform) -> None:

@@ -103,6 +103,20 @@ def test_copy_object(seaweed: SeaweedFS) -> None:
     assert s3.get_object(Bucket=bucket, Key="src.txt")["Body"].read() == b"copy me"
 
 
+def test_user_metadata_survives_a_transfer_manager_upload_and_a_copy(seaweed: SeaweedFS) -> None:
+    """A processing run's outputs carry its trace as metadata, read back where ingestion moved them."""
+    from boto3.s3.transfer import create_transfer_manager
+
+    s3 = seaweed.client()
+    bucket, other = _bucket(), _bucket()
+    seaweed.create_buckets([bucket, other])
+    with create_transfer_manager(s3, boto3.s3.transfer.TransferConfig()) as manager:
+        manager.upload(io.BytesIO(b"traced"), bucket, "out.txt", extra_args={"Metadata": {"traceparent": "t"}}).result()
+    assert s3.head_object(Bucket=bucket, Key="out.txt")["Metadata"] == {"traceparent": "t"}
+    s3.copy_object(Bucket=other, Key="out.txt", CopySource={"Bucket": bucket, "Key": "out.txt"})
+    assert s3.head_object(Bucket=other, Key="out.txt")["Metadata"] == {"traceparent": "t"}
+
+
 @pytest.mark.parametrize(
     ("access_key", "secret_key"),
     [("refsys", "wrong-secret"), ("nobody", "refsys-secret")],
