@@ -68,6 +68,7 @@ class _CommandParser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     from shared.ingestion import cli as ingestion
     from shared.lifecycle import cli as lifecycle
+    from shared.observability import timeliness
     from shared.operations import cli as operations
     from shared.processing import cli as processing
     from shared.processing import jobs_cli as jobs
@@ -90,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--chain", choices=("s1", "s2", "s3"), help="run one processing chain from its uploads instead")
     demo.set_defaults(command=_demo)
 
-    for domain in (products, ingestion, processing, jobs, runs, operations, lifecycle):
+    for domain in (products, ingestion, processing, jobs, runs, operations, lifecycle, timeliness):
         domain.register(commands, add_data_dir)
     return parser
 

@@ -63,6 +63,15 @@ class LineageStore:
                         self.database.sql("INSERT INTO product_lineage_inputs VALUES ({p}, {p})"), (output.name, name)
                     )
 
+    def inputs_of_all(self) -> dict[str, list[str]]:
+        """Every produced product's input names."""
+        with self.database.connection() as db:
+            rows = db.execute("SELECT product_name, input_name FROM product_lineage_inputs").fetchall()
+        inputs: dict[str, list[str]] = {}
+        for product, name in rows:
+            inputs.setdefault(product, []).append(name)
+        return inputs
+
     def produced(self, name: str) -> dict[str, Any] | None:
         """How ``name`` was made: job, processor, version, task table, run, inputs; None for an upload."""
         with self.database.connection() as db:
