@@ -20,6 +20,8 @@ from shared.subscriptions.matching import notify
 from shared.subscriptions.model import Status
 from shared.subscriptions.store import SubscriptionStore
 
+# Pushing stops after this long in one delivery or tick (their timeouts are 60 s); the next tick goes on.
+PUSH_BUDGET_S = 30.0
 # The product in a notification: as CDSE sends it, with its attributes and (where served) assets expanded.
 _EXPAND = tuple(name for name in ("Attributes", "Assets") if name in EXPANDABLE)
 _PRODUCT_CONTEXT = "$metadata#Products(" + ",".join(f"{name}()" for name in _EXPAND) + ")/$entity"
@@ -45,12 +47,13 @@ class SubscriptionService:
         """Queue what the event means to each subscription, then push the new ones at once."""
         queued = notify(event, self.catalog(), self.store)
         pushed = [s.id for s in queued if s.push and s.status is Status.RUNNING]  # PULL ones wait to be read
-        outcome = self.pusher().drain(pushed) if pushed else {}
+        # Within the Trigger's 60 s delivery timeout, whatever the endpoints do; the tick sends what is left.
+        outcome = self.pusher().drain(pushed, budget_s=PUSH_BUDGET_S) if pushed else {}
         return {"queued": len(queued), **outcome}
 
     def on_tick(self) -> dict[str, int]:
         """Push what is due (retries, resumed subscriptions), trim overflowing PULL queues, forget old done ones."""
-        outcome = self.pusher().drain()
+        outcome = self.pusher().drain(budget_s=PUSH_BUDGET_S)
         outcome["dropped"] = self.store.trim_queues(self.max_queue_length)
         outcome["forgotten"] = self.store.forget_done(self.keep_s)
         return outcome

@@ -24,6 +24,7 @@ from shared.catalog.odata.service import ODataService
 from shared.security.access import AccessPolicy
 from shared.subscriptions import odata as subscriptions_odata
 from shared.subscriptions.delivery import SEQUENCE_HEADER, PushPolicy
+from shared.subscriptions.matching import notify
 from shared.subscriptions.model import BadBody, Event, Status, ack_id, parse_ack_id, parse_create, parse_update
 from shared.subscriptions.service import SubscriptionService
 from shared.subscriptions.store import SubscriptionStore
@@ -306,6 +307,34 @@ def test_a_failing_endpoint_is_retried_with_backoff_in_order_and_nothing_is_lost
     assert [b["json"]["ProductName"] for b in endpoint.received] == [p.name for p in products]
     again = api_client(subscriptions_odata.SubscriptionsApi(service)).get(f"/odata/v1/Subscriptions({push})")
     assert again.get_json()["@refsys.LastDeliveryError"] is None and again.get_json()["CurrentQueueLength"] == 0
+
+
+def test_a_slow_endpoint_holds_up_only_its_own_queue_and_a_drain_stops_at_its_budget(
+    service: SubscriptionService, catalog: CatalogStore
+) -> None:
+    slow = subscribe(service, NotificationEndpoint="http://127.0.0.1:9/slow")
+    fast = subscribe(service, NotificationEndpoint="http://127.0.0.1:9/fast")
+    endpoint = endpoint_of(service)
+
+    def post(url: str, **kwargs: Any) -> Any:
+        if url.endswith("/slow") and service.post is post:
+            time.sleep(1.5)  # longer than the budget below: the drain must not wait for it to begin the next
+        return endpoint(url, **kwargs)
+
+    service.post = post
+    for i in range(3):  # queued for both, not pushed yet
+        product = entry(f"S1A_IW_GRDH_1SDV_B{i}.SAFE")
+        catalog.upsert(product)
+        notify(cataloged(product), catalog, service.store)
+    outcome = service.pusher().drain([slow, fast], budget_s=1.0)
+    # The fast queue went whole beside the slow one, which sent only what it began within the budget.
+    assert [b["url"] for b in endpoint.received].count("http://127.0.0.1:9/fast") == 3
+    left = len(service.store.pending(slow, 10))
+    assert outcome == {"pushed": 6 - left, "push-failures": 0} and left >= 1
+    service.post = endpoint
+    assert service.pusher().drain([slow])["pushed"] == left  # still due: the next drain sends it, in order
+    names = [b["json"]["ProductName"] for b in endpoint.received if b["url"].endswith("/slow")]
+    assert names == [f"S1A_IW_GRDH_1SDV_B{i}.SAFE" for i in range(3)]
 
 
 def test_a_paused_push_subscription_gathers_notifications_and_delivers_them_on_resume(
