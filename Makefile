@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 DATA_DIR ?= .refsys
 
-.PHONY: run up demo test test-unit lint format schemas bench clean
+.PHONY: run up demo test test-unit lint format schemas bench deploy-check clean
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("refsys needs Python 3.11 or newer" if sys.version_info < (3, 11) else 0)'
@@ -42,6 +42,10 @@ format: $(INSTALLED)
 ## schemas: regenerate events/schemas/*.json from the event models
 schemas: $(INSTALLED)
 	$(BIN)/python -m events.schemas
+
+## deploy-check: build knative/overlays/dev and prod, validate every object offline, check the references
+deploy-check: $(INSTALLED)
+	$(BIN)/python -m tests.deploy_check
 
 ## bench: benchmarks (not tests): figures as ratios against a baseline measured in the same run
 bench: $(INSTALLED)

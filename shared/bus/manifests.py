@@ -2,8 +2,8 @@
 
 Only what the local broker and the embedded platform need is modelled: Brokers, Triggers and
 Knative Services. Every other kind (Namespace, SinkBinding, PingSource...) is kept as a raw dict
-in ``Topology.others``. Kustomize features beyond ``resources``/``bases`` and ``namespace`` are
-not applied (patches, generators...); they are logged as ignored.
+in ``Topology.others``. The directory is built by ``shared.bus.kustomize`` (resources, namespace, images,
+patches: what an overlay of ``knative/`` uses); a kustomize feature it does not have is an error.
 
 Delivery precedence (documented choice): a Trigger's ``delivery`` is merged *field by field* over
 its Broker's, the Trigger's value winning for every field it sets. This is what the Kafka broker
@@ -24,33 +24,18 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
-import yaml
-
 from shared.bus.filters import FilterError, as_string, validate_filters
+from shared.bus.kustomize import KustomizeError, Resource, build, kustomization_file, read_kustomization
 
 log = logging.getLogger(__name__)
 
 BackoffPolicy = Literal["exponential", "linear"]
 
-KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
-# Kustomization fields that do not change what the local platform needs to know.
-_HARMLESS_KUSTOMIZE_FIELDS = {
-    "apiVersion",
-    "kind",
-    "metadata",
-    "namespace",
-    "resources",
-    "bases",
-    "images",
-    "labels",
-    "commonLabels",
-    "commonAnnotations",
-}
 _DELIVERY_FIELDS = {"retry", "backoffPolicy", "backoffDelay", "timeout", "deadLetterSink", "retryAfterMax", "format"}
 
 PARALLELISM_ANNOTATION = "rabbitmq.eventing.knative.dev/parallelism"
@@ -223,98 +208,37 @@ class Topology:
 
 
 # ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Doc:
-    """One YAML document and where it came from, for error messages."""
-
-    body: dict[str, Any]
-    file: Path
-    index: int  # 1-based position in its file
-    namespace: str | None  # namespace imposed by the kustomizations that included it
-
-    @property
-    def where(self) -> str:
-        meta = self.body.get("metadata") or {}
-        name = meta.get("name", "?") if isinstance(meta, dict) else "?"
-        return f"{self.file} (document {self.index}, {self.body.get('kind')} {name!r})"
-
-
 def load_topology(path: Path) -> Topology:
-    """Load a kustomize directory (or its kustomization file) of Knative manifests."""
+    """Load a kustomize directory (or its kustomization file) of Knative manifests, built by the kustomize
+    subset of ``shared.bus.kustomize`` (patches and images applied; what it cannot build, it refuses)."""
     path = Path(path)
-    kfile = _kustomization_file(path) if path.is_dir() else path
-    if kfile is None:
-        raise ManifestError(f"{path}: no kustomization.yaml in this directory")
-    topology = Topology(namespace=str(_read_kustomization(kfile).get("namespace") or "default"))
+    try:
+        kfile = kustomization_file(path) if path.is_dir() else path
+        if kfile is None:
+            raise ManifestError(f"{path}: no kustomization.yaml in this directory")
+        resources = build(kfile)
+        # The namespace a kustomization (the overlay's, or its base's) gave the objects; else Kubernetes's.
+        given = read_kustomization(kfile).get("namespace") or next(
+            (r.body["metadata"]["namespace"] for r in resources if (r.body.get("metadata") or {}).get("namespace")),
+            None,
+        )
+        topology = Topology(namespace=str(given or "default"))
+    except KustomizeError as exc:
+        raise ManifestError(str(exc)) from exc
     seen: set[str] = set()
-    for doc in _walk_kustomization(kfile, None, stack=()):
-        _add(topology, doc, seen)
+    for resource in resources:
+        _add(topology, resource, seen)
     return topology
 
 
-def _kustomization_file(directory: Path) -> Path | None:
-    for name in KUSTOMIZATION_FILES:
-        if (directory / name).is_file():
-            return directory / name
-    return None
-
-
-def _read_yaml(file: Path) -> list[Any]:
-    try:
-        with file.open(encoding="utf-8") as fh:
-            return list(yaml.safe_load_all(fh))
-    except OSError as exc:
-        raise ManifestError(f"{file}: cannot read: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ManifestError(f"{file}: invalid YAML: {exc}") from exc
-
-
-def _read_kustomization(kfile: Path) -> dict[str, Any]:
-    docs = _read_yaml(kfile)
-    if len(docs) != 1 or not isinstance(docs[0], dict):
-        raise ManifestError(f"{kfile}: a kustomization must be a single YAML mapping")
-    return docs[0]
-
-
-def _walk_kustomization(kfile: Path, outer_ns: str | None, stack: tuple[Path, ...]) -> Iterator[_Doc]:
-    if kfile.resolve() in stack:
-        raise ManifestError(f"{kfile}: kustomization cycle via {' -> '.join(map(str, stack))}")
-    stack = (*stack, kfile.resolve())
-    kust = _read_kustomization(kfile)
-    ignored = sorted(set(kust) - _HARMLESS_KUSTOMIZE_FIELDS)
-    if ignored:
-        log.warning("%s: kustomize fields not applied by the local platform: %s", kfile, ", ".join(ignored))
-    # The outermost kustomization's namespace wins, like `kustomize build`.
-    namespace = outer_ns or kust.get("namespace") or None
-    entries = [*(kust.get("resources") or []), *(kust.get("bases") or [])]
-    for entry in entries:
-        if not isinstance(entry, str) or "://" in entry or entry.startswith("github.com/"):
-            raise ManifestError(f"{kfile}: resource {entry!r}: only local files and directories are supported")
-        target = kfile.parent / entry
-        if target.is_dir():
-            sub = _kustomization_file(target)
-            if sub is None:
-                raise ManifestError(f"{kfile}: resource {entry!r} is a directory without kustomization.yaml")
-            yield from _walk_kustomization(sub, namespace, stack)
-        elif target.is_file():
-            for index, body in enumerate(_read_yaml(target), start=1):
-                if body is None:  # empty document between `---` separators
-                    continue
-                if not isinstance(body, dict) or "kind" not in body:
-                    raise ManifestError(f"{target} (document {index}): not a Kubernetes object (no `kind`)")
-                yield _Doc(body, target, index, namespace)
-        else:
-            raise ManifestError(f"{kfile}: resource {entry!r} does not exist")
-
-
-def _add(topology: Topology, doc: _Doc, seen: set[str]) -> None:
+def _add(topology: Topology, doc: Resource, seen: set[str]) -> None:
     body = doc.body
     kind, api = body.get("kind"), str(body.get("apiVersion", ""))
     meta = body.get("metadata") or {}
     name = meta.get("name") if isinstance(meta, dict) else None
     if not name:
         raise ManifestError(f"{doc.where}: metadata.name is required")
-    namespace = doc.namespace or meta.get("namespace") or topology.namespace
+    namespace = meta.get("namespace") or topology.namespace
     key = f"{kind}/{namespace}/{name}"
     if key in seen:
         raise ManifestError(f"{doc.where}: duplicate {kind} {name!r} in namespace {namespace!r}")

@@ -35,7 +35,7 @@ from shared.storage.objects import ObjectStore
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-KNATIVE_DIR = REPO_ROOT / "knative"
+KNATIVE_DIR = REPO_ROOT / "knative" / "overlays" / "dev"  # what `refsys up` runs: the dev overlay
 ENDPOINTS_FILE = "endpoints.json"
 CREDENTIALS_FILE = "s3-credentials.json"
 EVENT_SECRET_FILE = "event-secret"  # the bearer token of the platform's event senders (shared/security/senders.py)

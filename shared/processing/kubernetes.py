@@ -4,7 +4,7 @@ pure classifiers the ``launch`` function applies to the Job and Pod changes an A
 **The Job** (:func:`job_manifest`) runs the execution wrapper ``refsys execute`` as the entrypoint of the
 processor image. The wrapper reads the ``job.ready`` payload from ``REFSYS_JOB_READY``, the run id (the
 ``job.ready`` event id) from ``REFSYS_RUN_ID`` and posts ``job.completed``/``job.failed`` to ``K_SINK``;
-everything else comes from the ConfigMap ``refsys-settings`` and the Secret ``refsys-s3`` (``envFrom``;
+everything else comes from the ConfigMap ``refsys-settings`` and the Secret ``refsys-secrets`` (``envFrom``;
 ``env`` wins over them). One Job per run: its name is a hash of the run id (:func:`job_name`), so a
 redelivered ``job.ready`` finds the Job it already made (:meth:`KubernetesRunner.start` adopts it on 409).
 
@@ -73,7 +73,7 @@ log = logging.getLogger(__name__)
 DEFAULT_NAMESPACE = "refsys"
 NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 SETTINGS_CONFIGMAP = "refsys-settings"
-S3_SECRET = "refsys-s3"
+S3_SECRET = "refsys-secrets"
 CONTAINER = "processor"
 COMMAND = ["refsys", "execute"]
 

@@ -32,7 +32,7 @@ from shared.bus.manifests import Destination, load_topology
 from shared.bus.queue import EventQueue, NewEvent
 from shared.platform.ports import free_port
 
-KNATIVE_DIR = Path(__file__).parents[2] / "knative"
+KNATIVE_DIR = Path(__file__).parents[2] / "knative" / "overlays" / "dev"
 REPO_ROOT = Path(__file__).parents[2]
 DEADLINE = 15.0
 
@@ -217,9 +217,9 @@ def event(event_type: str, **extensions: Any) -> CloudEvent:
 
 # -- acceptance: routing follows the manifests ------------------------------------------------------
 def test_routing_follows_manifests(tmp_path: Path) -> None:
-    changed = tmp_path / "knative"
-    shutil.copytree(KNATIVE_DIR, changed)
-    ingest = changed / "triggers" / "ingest.yaml"
+    shutil.copytree(KNATIVE_DIR.parents[1], tmp_path / "knative")
+    changed = tmp_path / "knative" / "overlays" / "dev"
+    ingest = tmp_path / "knative" / "base" / "triggers" / "ingest.yaml"
     assert "bucket: rs-inbox" in ingest.read_text()
     ingest.write_text(ingest.read_text().replace("bucket: rs-inbox", "bucket: other-inbox"))
 

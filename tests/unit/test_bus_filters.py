@@ -11,7 +11,7 @@ import pytest
 from shared.bus.filters import FilterError, UnsupportedFilter, matches, validate_filters
 from shared.bus.manifests import Destination, Ref, Trigger, load_topology
 
-KNATIVE_DIR = Path(__file__).parents[2] / "knative"
+KNATIVE_DIR = Path(__file__).parents[2] / "knative" / "overlays" / "dev"
 
 EVENT: dict[str, Any] = {
     "specversion": "1.0",

@@ -12,7 +12,7 @@ from shared.bus.delivery import RetryPlan
 from shared.bus.filters import FilterError, UnsupportedFilter
 from shared.bus.manifests import DeliverySpec, Destination, ManifestError, Ref, load_topology, parse_duration
 
-KNATIVE_DIR = Path(__file__).parents[2] / "knative"
+KNATIVE_DIR = Path(__file__).parents[2] / "knative" / "overlays" / "dev"
 DEADLETTER = Destination(Ref("Service", "deadletter", "serving.knative.dev/v1"))
 
 
@@ -240,8 +240,8 @@ def test_nested_kustomizations_and_multi_document_files(tmp_path: Path) -> None:
 
 
 def test_copied_repository_manifests_load_from_anywhere(tmp_path: Path) -> None:
-    copy = tmp_path / "deploy"
-    shutil.copytree(KNATIVE_DIR, copy)
+    shutil.copytree(KNATIVE_DIR.parents[1], tmp_path / "deploy")
+    copy = tmp_path / "deploy" / "overlays" / "dev"
     assert set(load_topology(copy).triggers) == set(load_topology(KNATIVE_DIR).triggers)
 
 

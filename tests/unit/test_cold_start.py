@@ -11,7 +11,7 @@ from tests.conftest import REPO_ROOT
 
 # Heavy modules no function may import when it starts: they belong to other processes or are lazy.
 FORBIDDEN = ("kubernetes", "psycopg", "shared.bus.broker", "shared.platform", "moto", "rich")
-SERVICES = sorted(load_topology(REPO_ROOT / "knative").services.values(), key=lambda s: s.name)
+SERVICES = sorted(load_topology(REPO_ROOT / "knative" / "overlays" / "dev").services.values(), key=lambda s: s.name)
 
 
 @pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)

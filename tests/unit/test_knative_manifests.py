@@ -4,77 +4,23 @@ from __future__ import annotations
 
 import ast
 import copy
-from functools import cache
 from typing import Any
 
 import jsonschema
 import kubernetes_validate
 import pytest
-import yaml
 
 from shared.bus.filters import matches
+from shared.bus.kustomize import build
 from shared.bus.manifests import load_topology
-from tests.conftest import REPO_ROOT, SAMPLES
+from tests.conftest import REPO_ROOT
+from tests.deploy_check import K8S_VERSION, validate
 
-KNATIVE = REPO_ROOT / "knative"
-CRDS = SAMPLES.parent / "schemas" / "knative"
-# Kubernetes built-ins: no CRD, checked against the Kubernetes OpenAPI schema (kubernetes-validate, offline).
-CORE_API_VERSIONS = {"v1", "rbac.authorization.k8s.io/v1", "batch/v1"}
-K8S_VERSION = "1.33.0"
+KNATIVE = REPO_ROOT / "knative" / "overlays" / "dev"
 
 
 def documents() -> list[dict[str, Any]]:
-    kustomization = yaml.safe_load((KNATIVE / "kustomization.yaml").read_text())
-    docs = []
-    for resource in kustomization["resources"]:
-        docs += [d for d in yaml.safe_load_all((KNATIVE / resource).read_text()) if d]
-    return docs
-
-
-@cache
-def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
-    """(apiVersion, kind) -> the CRD's openAPIV3Schema."""
-    schemas = {}
-    for path in CRDS.rglob("*.yaml"):
-        for crd in yaml.safe_load_all(path.read_text()):
-            if not crd or crd.get("kind") != "CustomResourceDefinition":
-                continue
-            spec = crd["spec"]
-            for version in spec["versions"]:
-                schema = version.get("schema", {}).get("openAPIV3Schema") or spec.get("validation", {}).get(
-                    "openAPIV3Schema"
-                )
-                schemas[(f"{spec['group']}/{version['name']}", spec["names"]["kind"])] = schema
-    return schemas
-
-
-def strict(schema: Any) -> Any:
-    """Refuse fields the API server would silently prune: a typo in a manifest must fail here."""
-    if isinstance(schema, dict):
-        schema = {k: strict(v) for k, v in schema.items()}
-        if "properties" in schema and not schema.get("x-kubernetes-preserve-unknown-fields"):
-            schema.setdefault("additionalProperties", False)
-    elif isinstance(schema, list):
-        schema = [strict(item) for item in schema]
-    return schema
-
-
-def validate(doc: dict[str, Any]) -> None:
-    key = (doc["apiVersion"], doc["kind"])
-    schemas = crd_schemas()
-    assert key in schemas, f"no CRD for {key} in ../shared/schemas/knative"
-    schema = strict(schemas[key])
-    # Type and object metadata are checked by the API server itself, not by CRD schemas.
-    schema["properties"].update(apiVersion={"type": "string"}, kind={"type": "string"}, metadata={"type": "object"})
-    jsonschema.validate(doc, schema)
-
-
-@pytest.mark.parametrize("doc", documents(), ids=lambda d: f"{d['kind']}/{d['metadata']['name']}")
-def test_every_manifest_validates_against_its_crd(doc: dict[str, Any]) -> None:
-    if doc["apiVersion"] in CORE_API_VERSIONS:
-        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
-    else:
-        validate(doc)
+    return [resource.body for resource in build(KNATIVE)]
 
 
 def test_a_misspelt_rbac_field_is_caught() -> None:

@@ -13,7 +13,9 @@ EVERY_FIVE = PingSource("tick", "refsys", "*/5 * * * *", "UTC", "application/jso
 
 
 def test_the_inbox_scan_and_the_job_timer_tick_their_functions() -> None:
-    sources = {source.name: source for source in load_topology(REPO_ROOT / "knative").ping_sources()}
+    sources = {
+        source.name: source for source in load_topology(REPO_ROOT / "knative" / "overlays" / "dev").ping_sources()
+    }
     scan = sources["inbox-scan"]
     assert scan.sink.ref is not None and scan.sink.ref.name == "scan"
     timer = sources["prepare-timer"]

@@ -24,14 +24,14 @@ def trigger_product_types(doc: dict[str, Any]) -> set[str]:
 
 
 def test_the_prepare_trigger_selects_exactly_the_product_types_the_configured_task_tables_consume() -> None:
-    doc = yaml.safe_load((REPO_ROOT / "knative" / "triggers" / "prepare.yaml").read_text())
+    doc = yaml.safe_load((REPO_ROOT / "knative" / "base" / "triggers" / "prepare.yaml").read_text())
     assert {"exact": {"type": "org.refsys.product.cataloged.v1"}} in doc["spec"]["filters"]
     assert doc["spec"]["subscriber"]["ref"]["name"] == "prepare"
     assert trigger_product_types(doc) == load_processing_config().consumed_types()
 
 
 def test_the_prepare_service_runs_the_prepare_target() -> None:
-    doc = yaml.safe_load((REPO_ROOT / "knative" / "services" / "prepare.yaml").read_text())
+    doc = yaml.safe_load((REPO_ROOT / "knative" / "base" / "services" / "prepare.yaml").read_text())
     env = {e["name"]: e["value"] for e in doc["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["FUNCTION_TARGET"] == "prepare" and env["FUNCTION_SOURCE"] == "functions/prepare/main.py"
     assert (REPO_ROOT / env["FUNCTION_SOURCE"]).is_file()

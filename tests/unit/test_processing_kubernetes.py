@@ -101,7 +101,7 @@ def test_the_manifest_runs_the_wrapper_in_the_processor_image_with_the_run() -> 
     env = {e["name"]: e["value"] for e in container["env"]}
     assert JobReady.model_validate_json(env["REFSYS_JOB_READY"]) == job_ready
     assert env["REFSYS_RUN_ID"] == run_id and env["K_SINK"] == SINK
-    assert [next(iter(e.values()))["name"] for e in container["envFrom"]] == ["refsys-settings", "refsys-s3"]
+    assert [next(iter(e.values()))["name"] for e in container["envFrom"]] == ["refsys-settings", "refsys-secrets"]
     expected = {"cpu": "7", "memory": "50Gi", "ephemeral-storage": "220Gi"}
     assert container["resources"] == {"requests": expected, "limits": expected}
     assert container["volumeMounts"] == [{"name": "workdir", "mountPath": "/data/localWD"}]

@@ -1,0 +1,112 @@
+"""``make deploy-check`` and the kustomize subset it and the local platform build overlays with."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from shared.bus.kustomize import KustomizeError, build
+from tests.conftest import REPO_ROOT
+from tests.deploy_check import OVERLAYS, problems
+
+KNATIVE = REPO_ROOT / "knative"
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_both_overlays_deploy(overlay: str) -> None:
+    assert problems(OVERLAYS / overlay) == []
+
+
+@pytest.fixture
+def copy(tmp_path: Path) -> Path:
+    shutil.copytree(KNATIVE, tmp_path / "knative")
+    return tmp_path / "knative"
+
+
+def test_a_broken_reference_fails_the_check(copy: Path) -> None:
+    trigger = copy / "base" / "triggers" / "ingest.yaml"
+    trigger.write_text(trigger.read_text().replace("name: ingest\n", "name: ingestion\n"))
+    service = copy / "base" / "services" / "catalog.yaml"
+    service.write_text(service.read_text().replace("name: refsys-secrets", "name: refsys-secret"))
+    found = problems(copy / "overlays" / "prod")
+    assert any("subscriber Service 'ingestion' is not defined" in p for p in found), found
+    assert any("environment Secret 'refsys-secret' is not defined" in p for p in found), found
+
+
+def test_a_misspelt_field_and_an_unrouted_event_fail_the_check(copy: Path) -> None:
+    service = copy / "base" / "services" / "odata.yaml"
+    service.write_text(service.read_text().replace("containerConcurrency:", "containerConcurency:"))
+    kustomization = copy / "base" / "kustomization.yaml"
+    kustomization.write_text(kustomization.read_text().replace("  - triggers/launch.yaml\n", ""))
+    found = problems(copy / "overlays" / "dev")
+    assert any("Service/refsys/odata" in p and "containerConcurency" in p for p in found), found
+    assert any("org.refsys.job.ready.v1: no Trigger takes it" in p for p in found), found
+
+
+def kustomization(directory: Path, body: dict, *objects: dict) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "kustomization.yaml").write_text(yaml.safe_dump(body))
+    if objects:
+        (directory / "objects.yaml").write_text(yaml.safe_dump_all(objects))
+    return directory
+
+
+SERVICE = {
+    "apiVersion": "serving.knative.dev/v1",
+    "kind": "Service",
+    "metadata": {"name": "fn", "annotations": {"a/b": "1"}},
+    "spec": {"template": {"spec": {"containers": [{"image": "refsys", "env": [{"name": "X", "value": "1"}]}]}}},
+}
+
+
+def test_patches_images_and_the_outermost_namespace_apply_as_kustomize_does(tmp_path: Path) -> None:
+    kustomization(tmp_path / "base", {"namespace": "inner", "resources": ["objects.yaml"]}, SERVICE)
+    overlay = kustomization(
+        tmp_path / "overlay",
+        {
+            "namespace": "outer",
+            "resources": ["../base"],
+            "images": [{"name": "refsys", "newName": "ghcr.io/x/refsys", "newTag": "2"}],
+            "patches": [
+                {
+                    "target": {"kind": "Service"},
+                    "patch": "{apiVersion: serving.knative.dev/v1, kind: Service, metadata: {name: fn,"
+                    " annotations: {c: '2'}}}",
+                },
+                {
+                    "target": {"group": "serving.knative.dev", "kind": "Service", "name": "fn"},
+                    "patch": "- {op: add, path: /spec/template/spec/containers/0/env/-,"
+                    " value: {name: EXTRA, value: '2'}}",
+                },
+            ],
+        },
+    )
+    (service,) = [r.body for r in build(overlay)]
+    assert service["metadata"] == {"name": "fn", "namespace": "outer", "annotations": {"a/b": "1", "c": "2"}}
+    container = service["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "ghcr.io/x/refsys:2" and [e["name"] for e in container["env"]] == ["X", "EXTRA"]
+    if kubectl := shutil.which("kubectl"):  # the maintained implementation builds the same
+        built = subprocess.run([kubectl, "kustomize", str(overlay)], capture_output=True, text=True, check=True)
+        assert yaml.safe_load(built.stdout) == service
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"resources": ["objects.yaml"], "configMapGenerator": [{"name": "x"}]}, "configMapGenerator not supported"),
+        ({"resources": ["objects.yaml"], "patchesStrategicMerge": ["p.yaml"]}, "patchesStrategicMerge not supported"),
+        ({"resources": ["https://example.org/x.yaml"]}, "only local files"),
+        ({"resources": ["objects.yaml"], "patches": [{"target": {"kind": "Broker"}, "patch": "a: 1"}]}, "no resource"),
+        (
+            {"resources": ["objects.yaml"], "patches": [{"target": {"kind": "Service"}, "patch": "- {op: move}"}]},
+            "add, replace, remove",
+        ),
+    ],
+)
+def test_what_the_subset_cannot_build_is_refused_by_name(tmp_path: Path, body: dict, says: str) -> None:
+    with pytest.raises(KustomizeError, match=says):
+        build(kustomization(tmp_path, body, SERVICE))
