@@ -13,12 +13,12 @@ class Settings(BaseSettings):
 
     # Object storage (any S3 API).
     s3_endpoint_url: str | None = Field(None, description="None means AWS itself")
-    s3_access_key: str | None = None
-    s3_secret_key: str | None = None
-    s3_region: str = "us-east-1"
-    inbox_bucket: str = "rs-inbox"
-    quarantine_bucket: str = "rs-quarantine"
-    deadletter_bucket: str = "rs-deadletter"
+    s3_access_key: str | None = Field(None, description="Access key of the S3 API (a secret: refsys-secrets)")
+    s3_secret_key: str | None = Field(None, description="Secret key of the S3 API (a secret: refsys-secrets)")
+    s3_region: str = Field("us-east-1", description="Region of the S3 API (signatures need one)")
+    inbox_bucket: str = Field("rs-inbox", description="Where products are delivered (the ingest Trigger names it too)")
+    quarantine_bucket: str = Field("rs-quarantine", description="Rejected deliveries, each with its reason")
+    deadletter_bucket: str = Field("rs-deadletter", description="Events no function could handle, to restart")
     bucket_prefix: str = Field("rs-", description="Family buckets are <prefix><mission>-<family>")
     incomplete_timeout_s: float = Field(3600.0, description="A product still incomplete this long is quarantined")
     scan_grace_s: float = Field(30.0, description="The inbox scan leaves objects younger than this to notifications")
@@ -35,11 +35,15 @@ class Settings(BaseSettings):
         description='Families whose files not in the manifest are moved with a warning (JSON: ["S2_L0"]), not rejected',
     )
 
-    # Catalog database: sqlite:///path.db or postgresql://...
-    catalog_url: str = "sqlite:///.refsys/catalog.db"
+    # Catalog database: one for every function (sqlite:///path.db; postgresql://... on a cluster).
+    catalog_url: str = Field(
+        "sqlite:///.refsys/catalog.db", description="One database for every function; PostgreSQL + PostGIS on a cluster"
+    )
 
-    # Where a function posts events it produces besides its reply; Knative injects K_SINK.
-    sink: str | None = Field(None, validation_alias=AliasChoices("K_SINK", "REFSYS_SINK"))
+    # Events: where a function posts those it makes besides its reply (Knative injects K_SINK).
+    sink: str | None = Field(
+        None, validation_alias=AliasChoices("K_SINK", "REFSYS_SINK"), description="Knative injects K_SINK (the broker)"
+    )
 
     # Access control of the HTTP APIs (catalog queries, OData, operations): with an issuer set, every request
     # needs a valid bearer token from it with the role the endpoint asks for (shared/security/access.py).
@@ -65,15 +69,16 @@ class Settings(BaseSettings):
     event_oidc_issuer: str | None = Field(None, description="the issuer of Knative's sender tokens (the cluster's)")
     event_oidc_audience: str | None = Field(None, description="the audience senders ask tokens for (the Trigger's)")
     event_oidc_jwks_url: str | None = Field(None, description="default: jwks_uri of the issuer's discovery document")
-    # The reference's prip-frontend.download-url-expiration-time-in-seconds.
-    odata_download_url_expiry_seconds: int = Field(600, gt=0)
+    odata_download_url_expiry_seconds: int = Field(
+        600, gt=0, description="Lifetime of a presigned download URL (the reference's prip-frontend setting)"
+    )
     # STAC API (functions/stac): its item assets download through the OData API at this URL.
     stac_odata_url: str | None = Field(None, description="e.g. https://host/odata/v1; default: /odata/v1 beside /stac")
 
     # Processing: a folder with processors.yaml and tasktables/ (default: the set shipped in the package).
-    processing_config_dir: str | None = None
+    processing_config_dir: str | None = Field(None, description="Default: the configuration shipped in the package")
     # Processing runs: where jobs run (local: a subprocess of the launch function; kubernetes: a batch/v1 Job).
-    runner: str = Field("local", pattern="^(local|kubernetes)$")
+    runner: str = Field("local", pattern="^(local|kubernetes)$", description="local or kubernetes")
     jobs_namespace: str | None = Field(None, description="Namespace of the Jobs (default: the launch pod's own)")
     job_service_account: str = Field("refsys-job", description="ServiceAccount of the Job pods (no API rights)")
     job_backoff_limit: int = Field(0, ge=0, description="Pod retries of a Job (a processor's failure is not transient)")
@@ -123,9 +128,58 @@ class Settings(BaseSettings):
         True, description="Allow NotificationEndpoints on loopback/private addresses (false where users are untrusted)"
     )
 
-    log_level: str = "INFO"
+    # Logs: JSON lines on stderr (docs/observability.md).
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def reference() -> str:
+    """docs/configuration.md: every setting, its environment variable, default and meaning, in the groups of
+    this file (``python -m shared.settings > docs/configuration.md``; a test keeps the page current)."""
+    import ast
+    import inspect
+
+    source = inspect.getsource(Settings)
+    lines = source.splitlines()
+    rows = [
+        "# Configuration",
+        "",
+        "Every function and command reads its settings from the environment (`REFSYS_<NAME>`; on a cluster, from",
+        "the `refsys-settings` ConfigMap and the `refsys-secrets` Secret). Generated from `shared/settings.py` by",
+        "`python -m shared.settings`.",
+    ]
+    group = None
+    for node in ast.parse(source).body[0].body:  # type: ignore[attr-defined]
+        if not isinstance(node, ast.AnnAssign) or not isinstance(node.target, ast.Name):
+            continue
+        comments: list[str] = []
+        for line in reversed(lines[: node.lineno - 1]):
+            if not line.strip().startswith("#"):
+                break
+            comments.insert(0, line.strip().lstrip("# "))
+        if comments and " ".join(comments) != group:
+            group = " ".join(comments)
+            title, _, more = group.partition(": ")
+            rows += ["", f"## {title.rstrip('.')}", ""]
+            rows += [more[0].upper() + more[1:], ""] if more else []
+            rows += ["| variable | default | what |", "| --- | --- | --- |"]
+        elif group is None:
+            group = "General"
+            rows += ["", f"## {group}", "", "| variable | default | what |", "| --- | --- | --- |"]
+        name = node.target.id
+        field = Settings.model_fields[name]
+        choices = getattr(field.validation_alias, "choices", None) or []
+        variables = [str(a) for a in choices if str(a).isupper()] or [f"REFSYS_{name.upper()}"]
+        default = field.get_default(call_default_factory=True)
+        shown = "" if default is None else f"`{default}`"
+        what = (field.description or "").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+        rows.append(f"| {', '.join(f'`{v}`' for v in variables)} | {shown} | {what} |")
+    return "\n".join(rows).replace("\n\n\n", "\n\n") + "\n"
+
+
+if __name__ == "__main__":
+    print(reference(), end="")

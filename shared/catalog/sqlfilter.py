@@ -228,8 +228,8 @@ class _Compiler:
     def attribute_key(self, name: str) -> str:
         """The parameter selecting attribute ``name``: a quoted JSON path for SQLite (a bare label
         would be parsed as a path when it holds "." or "["); parsers refuse names with quotes."""
-        if '"' in name or "\\" in name:
-            raise ValueError(f"attribute name {name!r} holds a quote or backslash")
+        if '"' in name or "\\" in name or not name.isprintable():
+            raise ValueError(f"attribute name {name!r} holds a quote, a backslash or a control character")
         return f'$."{name}"' if self.d.sqlite else name
 
     def attribute_part(self, part: str) -> str:

@@ -155,6 +155,7 @@ def test_spatial_argument_spellings() -> None:
         ("frobnicate(Name,'x')", "unknown function"),
         ("Attributes/OData.CSC.StringAttribute/any(att:att/Value eq 'x')", "must name the attribute"),
         ("Attributes/OData.CSC.StringAttribute/all(att:att/Name eq 'x')", "not supported"),
+        ("Attributes/OData.CSC.StringAttribute/any(att:att/Name eq '\x00' and att/Value eq '')", "control characters"),
         ("OData.CSC.Intersects(area=geography'SRID=4326;POLYGON((0 0, 1 1, 1 0))')", "not valid WKT"),
         ("OData.CSC.Intersects(area=geography'SRID=4326;POLYGON((0 0, 1 1, 1 0, 0 1, 0 0))')", "Self-intersection"),
         ("OData.CSC.Intersects(area=geography'SRID=3857;POINT(0 0)')", "SRID=3857"),

@@ -424,8 +424,8 @@ class _Translator:
                 name = attribute
         if name is None:
             _fail(node, f"the lambda must name the attribute: any({variable}:{variable}/Name eq '<name>' and ...)")
-        if '"' in name or "\\" in name:
-            _fail(node, "attribute names contain no quotes or backslashes")
+        if '"' in name or "\\" in name or not name.isprintable():  # a JSON path's key: SQLite refuses these
+            _fail(node, "attribute names contain no quotes, backslashes or control characters")
         condition: Filter = Const(True) if not rest else rest[0] if len(rest) == 1 else And(tuple(rest))
         return AttributeMatch(name, _product_type_group(name, condition))
 
