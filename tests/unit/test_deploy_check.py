@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,17 @@ def test_every_setting_is_documented_once_and_the_page_is_current() -> None:
     for name, field in Settings.model_fields.items():
         assert field.description, f"setting {name} says nothing of what it is"
         assert page.count(f"`REFSYS_{name.upper()}`") == 1, name
+
+
+def test_in_prod_the_timers_let_the_functions_they_wake_go_back_to_zero() -> None:
+    from cronsim import CronSim
+
+    built = [r.body for r in build(OVERLAYS / "prod")]
+    services = {d["metadata"]["name"]: d for d in built if d["kind"] == "Service" and "serving" in d["apiVersion"]}
+    for source in (d for d in built if d["kind"] == "PingSource"):
+        ticks = CronSim(source["spec"]["schedule"], datetime(2026, 1, 1, tzinfo=UTC))
+        first, second = next(ticks), next(ticks)
+        assert (second - first).total_seconds() >= 300, f"{source['metadata']['name']} ticks more than every 5 min"
+        woken = services[source["spec"]["sink"]["ref"]["name"]]["spec"]["template"]["metadata"]["annotations"]
+        assert woken["autoscaling.knative.dev/window"] == "6s", source["metadata"]["name"]
+        assert woken["autoscaling.knative.dev/scale-down-delay"] == "0s", source["metadata"]["name"]
