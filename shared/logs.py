@@ -18,6 +18,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.observability.tracing import current
+
 # Attributes every LogRecord has; anything else passed through `extra=` is written as a field.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 _context: ContextVar[dict[str, Any]] = ContextVar("refsys_log_context", default={})  # noqa: B039 (never mutated)
@@ -41,8 +43,6 @@ def set_process_fields(**fields: Any) -> None:
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        from shared.observability.tracing import current
-
         entry: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.seaweed", "tests.fixtures.postgres"]
+pytest_plugins = ["tests.fixtures.seaweed", "tests.fixtures.postgres", "tests.fixtures.catalog"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = REPO_ROOT.parent / "shared" / "samples"

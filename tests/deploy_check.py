@@ -28,7 +28,7 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
-from shared.bus.kustomize import build
+from shared.bus.kustomize import build, containers
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OVERLAYS = REPO_ROOT / "knative" / "overlays"
@@ -140,7 +140,7 @@ def _references(doc: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
         if config := spec.get("config"):
             yield config["kind"], config["name"], "config"
     yield from _destination(spec.get("sink"), "sink")
-    for container in _containers(doc):
+    for container in containers(doc):
         for source in container.get("envFrom") or []:
             for key, kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret")):
                 if key in source:
@@ -155,18 +155,6 @@ def _destination(destination: Any, what: str) -> Iterator[tuple[str, str, str]]:
     ref = (destination or {}).get("ref")
     if ref:
         yield ref["kind"], ref["name"], what
-
-
-def _containers(body: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(body, dict):
-        for key, value in body.items():
-            if key in ("containers", "initContainers") and isinstance(value, list):
-                yield from value
-            else:
-                yield from _containers(value)
-    elif isinstance(body, list):
-        for item in body:
-            yield from _containers(item)
 
 
 def _unrouted(overlay: Path) -> Iterator[str]:

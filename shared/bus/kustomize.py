@@ -212,7 +212,7 @@ def _set_image(kfile: Path, image: Any, resources: list[Resource]) -> None:
     if not isinstance(image, dict) or "name" not in image:
         raise KustomizeError(f"{kfile}: an images entry needs a `name`")
     for resource in resources:
-        for container in _containers(resource.body):
+        for container in containers(resource.body):
             name, tag = _split_image(str(container.get("image", "")))
             if name != image["name"]:
                 continue
@@ -224,17 +224,17 @@ def _set_image(kfile: Path, image: Any, resources: list[Resource]) -> None:
                 container["image"] = f"{new}:{new_tag}" if new_tag else new
 
 
-def _containers(body: Any) -> Iterator[dict[str, Any]]:
+def containers(body: Any) -> Iterator[dict[str, Any]]:
     """Every container of an object (under any ``containers``/``initContainers`` list)."""
     if isinstance(body, dict):
         for key, value in body.items():
             if key in ("containers", "initContainers") and isinstance(value, list):
                 yield from (c for c in value if isinstance(c, dict))
             else:
-                yield from _containers(value)
+                yield from containers(value)
     elif isinstance(body, list):
         for item in body:
-            yield from _containers(item)
+            yield from containers(item)
 
 
 def _split_image(image: str) -> tuple[str, str | None]:

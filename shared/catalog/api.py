@@ -51,6 +51,16 @@ def json_errors(view: Callable[[flask.Request], flask.Response]) -> Callable[[fl
     return wrapped
 
 
+def store_failure(exc: QueryTooComplex | CatalogUnavailable, simplify: str = "the query") -> flask.Response:
+    """What a query API answers when the catalog database fails it: a query too complex for it can never
+    succeed (400, not a 503 that asks the client to retry); an unavailable database is a 503 to retry."""
+    if isinstance(exc, QueryTooComplex):
+        return error_response(400, "QueryTooComplex", f"{exc}; simplify {simplify}")
+    response = error_response(503, "CatalogUnavailable", f"the catalog database is unavailable: {exc}")
+    response.headers["Retry-After"] = "5"
+    return response
+
+
 class BadQuery(ValueError):
     pass
 
@@ -72,10 +82,8 @@ def handle_query(request: flask.Request, catalog: CatalogStore) -> flask.Respons
             return flask.jsonify(entry_json(entry))
     except BadQuery as exc:
         return error_response(400, "BadQuery", str(exc))
-    except QueryTooComplex as exc:  # can never succeed: 400, not a 503 that asks the client to retry
-        return error_response(400, "QueryTooComplex", str(exc))
-    except CatalogUnavailable as exc:
-        return error_response(503, "CatalogUnavailable", f"the catalog database is unavailable: {exc}")
+    except (QueryTooComplex, CatalogUnavailable) as exc:
+        return store_failure(exc)
     return error_response(404, "NotFound", f"no resource {request.path!r}; query /products")
 
 

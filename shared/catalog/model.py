@@ -199,6 +199,31 @@ class ProductTypeSummary:
 
 # --- Stored representation, shared by the backends -------------------------------------------------
 
+# The columns of an entry's content, in both backends' tables (``key`` is ``object_key``: KEY is reserved):
+# compared to decide whether an upsert changes anything, so the bookkeeping times are not among them.
+CONTENT_COLUMNS = (
+    "name",
+    "mission",
+    "satellite",
+    "product_type",
+    "level",
+    "family",
+    "bucket",
+    "object_key",
+    "content_length",
+    "checksum",
+    "content_type",
+    "validity_start",
+    "validity_stop",
+    "footprint",
+    "attributes",
+    "inbox_time",
+    "ingestion_time",
+    "eviction_time",
+    "online",
+    "quicklooks",
+)
+
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
 _ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS

@@ -12,31 +12,15 @@ from psycopg.pq import Format
 from psycopg.rows import DictRow
 
 from shared.catalog.filters import valid_shapes
-from shared.catalog.model import CatalogEntry, attributes_from_json, attributes_to_json, canonical_json, parse_geometry
-
-# Columns compared to decide whether an upsert changes anything: all but the bookkeeping times.
-CONTENT_COLUMNS = (
-    "name",
-    "mission",
-    "satellite",
-    "product_type",
-    "level",
-    "family",
-    "bucket",
-    "object_key",
-    "content_length",
-    "checksum",
-    "content_type",
-    "validity_start",
-    "validity_stop",
-    "footprint",
-    "attributes",
-    "inbox_time",
-    "ingestion_time",
-    "eviction_time",
-    "online",
-    "quicklooks",
+from shared.catalog.model import (
+    CONTENT_COLUMNS,
+    CatalogEntry,
+    attributes_from_json,
+    attributes_to_json,
+    canonical_json,
+    parse_geometry,
 )
+
 JSONB = ("footprint", "attributes", "quicklooks")
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from shared.catalog import model
 from shared.catalog.filters import Spatial, spatial_test, spatial_test_many, spatial_test_shapes, valid_shapes
 from shared.catalog.grid import WRAPPED_WIDTH, Box, wrapped_box
 from shared.catalog.model import (
@@ -27,30 +28,8 @@ from shared.catalog.model import (
 
 log = logging.getLogger(__name__)
 
-# Columns compared to decide whether an upsert changes anything: all but the bookkeeping times.
-CONTENT_COLUMNS = (
-    "id",
-    "name",
-    "mission",
-    "satellite",
-    "product_type",
-    "level",
-    "family",
-    "bucket",
-    "object_key",
-    "content_length",
-    "checksum",
-    "content_type",
-    "validity_start",
-    "validity_stop",
-    "footprint",
-    "attributes",
-    "inbox_time",
-    "ingestion_time",
-    "eviction_time",
-    "online",
-    "quicklooks",
-)
+# The content columns, the id first (SQLite's key is its integer pk; the id is content here).
+CONTENT_COLUMNS = ("id", *model.CONTENT_COLUMNS)
 # Derived from footprint (so not compared): the valid WKB the exact spatial test reads, and the
 # bounding box the type + time index holds.
 DERIVED = ("footprint_wkb", "min_lon", "max_lon", "min_lat", "max_lat")

@@ -24,7 +24,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextvars import copy_context
 from dataclasses import dataclass
@@ -281,10 +281,13 @@ class Inbox:
             log.warning("%s: claim lost during the move; the delivery that holds it finishes", product.name)
             return None
         # Written from the verified bytes, with the upload's metadata (a processing run's trace).
-        self.store.put(target, manifest_key, manifest, metadata=self.store.metadata(inbox, manifest_key))
+        uploaded = self.store.metadata(inbox, manifest_key)  # a processing run's trace, kept with the manifest
+        self.store.put(target, manifest_key, manifest, metadata=uploaded)
         self.store.delete(inbox, manifest_key)
         size = sum(o.size for o in {**moved, **waiting}.values())
-        reply = self._ingested(product, target, root + "/", size, _md5(manifest), manifest_key, arrival)
+        reply = self._ingested(
+            product, target, root + "/", size, _md5(manifest), manifest_key, arrival, metadata=uploaded
+        )
         self.ledger.settle(claim, ProductState.INGESTED, reply.model_dump(mode="json"))
         return reply
 
@@ -394,9 +397,13 @@ class Inbox:
         checksum: str | None,
         manifest_key: str | None,
         arrival: Arrival,
+        metadata: Mapping[str, str] | None = None,
     ) -> ProductIngested:
+        """``metadata``: the user metadata of the product's manifest (or object), when the caller read it already."""
         # A processing run's outputs carry its trace (object metadata): the product continues it.
-        tracing.adopt(self.store.metadata(bucket, manifest_key or key).get(tracing.OBJECT_METADATA))
+        if metadata is None:
+            metadata = self.store.metadata(bucket, manifest_key or key)
+        tracing.adopt(metadata.get(tracing.OBJECT_METADATA))
         log.info("ingested %s into %s", product.name, bucket)
         return ProductIngested(
             product=identity(product),

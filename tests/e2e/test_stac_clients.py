@@ -21,7 +21,7 @@ from shared.catalog.filters import matches
 from shared.catalog.odata.filter import parse_filter
 from shared.platform.embedded import EmbeddedPlatform
 from tests.e2e.test_platform import upload, wait_for
-from tests.integration.test_odata_catalog import sample_entries
+from tests.fixtures.catalog import sample_entries
 from tests.stac_schemas import errors
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("platform")]

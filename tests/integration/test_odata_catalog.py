@@ -8,11 +8,9 @@ with each product exactly once.
 
 from __future__ import annotations
 
-import dataclasses
 import random
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -24,87 +22,9 @@ from shared.catalog.filters import Selection, matches, sort_value, total_order
 from shared.catalog.odata.filter import parse_filter
 from shared.catalog.odata.options import parse_options
 from shared.catalog.odata.service import ODataService
-from shared.products import extract_metadata, recognise
-from shared.products.synthetic import write_product
+from tests.fixtures.catalog import SYNTHETIC_TYPES, T0
 
 pytestmark = pytest.mark.integration
-
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples"
-T0 = datetime(2024, 5, 1, tzinfo=UTC)
-SYNTHETIC_TYPES = ("IW_GRDH_1S", "EW_GRDM_1S", "IW_SLC__1S", "IW_RAW__0S", "OL_1_EFR___", "S2MSI1C")
-
-
-def _entry(name: str, metadata: Any, index: int, **changes: Any) -> CatalogEntry:
-    product = recognise(name)
-    fields: dict[str, Any] = {
-        "id": product_id(name),
-        "name": name,
-        "mission": product.mission,
-        "satellite": product.satellite,
-        "product_type": product.product_type,
-        "level": product.level,
-        "family": product.family,
-        "bucket": "rs-test",
-        "key": f"{name}/",
-        "content_length": 1_000_000 + 7919 * index,
-        "checksum": f"{index:032x}",
-        "content_type": "application/octet-stream",
-        "validity_start": metadata.validity_start or product.validity_start,
-        "validity_stop": metadata.validity_stop or product.validity_stop,
-        "footprint": metadata.footprint,
-        "attributes": metadata.attributes,
-        # Some share a publication time: paging must still be exact (the keyset breaks ties by name).
-        "publication_time": T0 + timedelta(hours=index // 3),
-        "modification_time": T0 + timedelta(hours=index),
-    }
-    fields.update(changes)
-    return CatalogEntry(**fields)
-
-
-def sample_entries(tmp: Path) -> list[CatalogEntry]:
-    """Every sample manifest, synthetic products of each factory type, and a few edge cases."""
-    manifests = sorted([*SAMPLES.glob("*/*/manifest.safe"), *SAMPLES.glob("*/*/xfdumanifest.xml")])
-    if not manifests:
-        pytest.fail(f"the team's samples are expected at {SAMPLES}")
-    sources = [(m.parent.name, m.read_bytes()) for m in manifests]
-    for i, product_type in enumerate(SYNTHETIC_TYPES):
-        root = write_product(tmp, product_type, T0 - timedelta(days=30 - i), seed=i)
-        written = next(p for p in root.iterdir() if p.name in ("manifest.safe", "xfdumanifest.xml"))
-        sources.append((root.name, written.read_bytes()))
-    entries = []
-    for index, (name, content) in enumerate(sources):
-        try:
-            metadata = extract_metadata(recognise(name), content)
-        except Exception:  # a sample this extractor does not describe (yet) is not what is tested here
-            continue
-        entries.append(_entry(name, metadata, index))
-    # Edge cases: offline and evicted, an S2 with cloud cover, no footprint, across the antimeridian.
-    entries[0] = dataclasses.replace(entries[0], online=False, eviction_time=T0 + timedelta(days=7))
-    entries[1] = dataclasses.replace(entries[1], attributes={**entries[1].attributes, "cloudCover": 35.5})
-    entries[2] = dataclasses.replace(entries[2], footprint=None, validity_start=None, validity_stop=None)
-    entries[3] = dataclasses.replace(
-        entries[3],
-        footprint={
-            "type": "MultiPolygon",
-            "coordinates": [
-                [[[179, 10], [180, 10], [180, 12], [179, 12], [179, 10]]],
-                [[[-180, 10], [-179, 10], [-179, 12], [-180, 12], [-180, 10]]],
-            ],
-        },
-        quicklooks=("ql/a_bwi.png",),
-    )
-    return entries
-
-
-@pytest.fixture
-def loaded(catalog_url: str, tmp_path: Path) -> Iterator[tuple[CatalogStore, list[CatalogEntry]]]:
-    store = open_catalog(catalog_url)
-    entries = sample_entries(tmp_path)
-    store.upsert_many(entries)
-    try:
-        yield store, entries
-    finally:
-        store.close()
 
 
 def make_client(store: CatalogStore) -> Any:

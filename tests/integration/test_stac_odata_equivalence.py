@@ -10,21 +10,19 @@ what the STAC items themselves show (so the mapping table means the same in item
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import flask
 import pytest
 
-from shared.catalog import CatalogEntry, CatalogStore, open_catalog
+from shared.catalog import CatalogEntry, CatalogStore
 from shared.catalog.filters import matches
 from shared.catalog.odata.filter import parse_filter
 from shared.catalog.odata.service import ODataService
 from shared.catalog.stac.items import item_json
 from shared.catalog.stac.service import StacService
-from tests.integration.test_odata_catalog import sample_entries
 
 pytestmark = pytest.mark.integration
 
@@ -171,17 +169,6 @@ PAIRS: list[tuple[str, dict[str, Any], Predicate | None]] = [
         None,
     ),
 ]
-
-
-@pytest.fixture
-def loaded(catalog_url: str, tmp_path: Path) -> Iterator[tuple[CatalogStore, list[CatalogEntry]]]:
-    store = open_catalog(catalog_url)
-    entries = sample_entries(tmp_path)
-    store.upsert_many(entries)
-    try:
-        yield store, entries
-    finally:
-        store.close()
 
 
 def _client(service: ODataService | StacService) -> Any:

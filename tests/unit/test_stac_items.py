@@ -12,7 +12,7 @@ from shared.catalog.model import CatalogEntry, ProductTypeSummary
 from shared.catalog.stac.collections import CollectionRef, collection_json, type_collection_id
 from shared.catalog.stac.items import item_json
 from shared.products.stac import EXTENSIONS, MAPPING
-from tests.integration.test_odata_catalog import sample_entries
+from tests.fixtures.catalog import sample_entries
 from tests.stac_schemas import errors
 
 ROOT = "https://example.test/stac"

@@ -11,7 +11,7 @@ import pytest
 
 from shared.catalog import CatalogEntry, open_catalog
 from shared.catalog.stac.service import CONFORMANCE, StacService
-from tests.integration.test_odata_catalog import sample_entries
+from tests.fixtures.catalog import sample_entries
 from tests.stac_schemas import errors
 
 

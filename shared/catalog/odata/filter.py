@@ -24,12 +24,12 @@ from shared.catalog.filters import (
     Not,
     Or,
     Prop,
-    Spatial,
     TextMatch,
     Value,
 )
 from shared.catalog.odata.errors import BadFilter
 from shared.catalog.odata.grammar import parse
+from shared.catalog.spatial import spatial_filter
 
 # Limits far above what PRIP and CDSE clients send (filters of a few hundred terms, nested a few
 # levels), low enough that every backend can run what they admit: beyond them a 400 says which one.
@@ -394,7 +394,7 @@ class _Translator:
             self.count(argument, int(shapely.get_num_geometries(geography)) - 1)
         if geography is None:
             _fail(node, "a spatial function needs area=geography'SRID=4326;POLYGON((lon lat, ...))'")
-        return _spatial(relation, geography)
+        return spatial_filter(relation, geography)
 
     def lambda_(self, node: lark.Tree, segments: list[str], arguments: list[Any], depth: int) -> Filter:
         if segments[-1].lower() == "all":
@@ -459,16 +459,6 @@ def _chain(node: lark.Tree | lark.Token, rule: str) -> list[lark.Tree | lark.Tok
         else:
             operands.append(current)
     return operands
-
-
-def _spatial(relation: str, geometry: Any) -> Spatial:
-    import shapely
-
-    bounds = []
-    for part in shapely.get_parts(geometry):
-        min_lon, min_lat, max_lon, max_lat = part.bounds
-        bounds.append((min_lon, max_lon, min_lat, max_lat))
-    return Spatial(relation, shapely.to_wkt(geometry, rounding_precision=-1), tuple(bounds))
 
 
 def _product_type_group(name: str, condition: Filter) -> Filter:

@@ -31,6 +31,7 @@ from urllib.parse import quote, urlencode
 import flask
 import orjson
 
+from shared.catalog.api import store_failure
 from shared.catalog.archives import ArchiveStore, archives_at
 from shared.catalog.errors import QueryTooComplex
 from shared.catalog.filters import Selection, sort_value, total_order
@@ -94,12 +95,8 @@ class ODataService:
             if exc.status == 401:
                 response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
             return response
-        except QueryTooComplex as exc:  # can never succeed: not a 503 that asks the client to retry
-            return error_response(400, "QueryTooComplex", f"{exc}; simplify the $filter")
-        except CatalogUnavailable as exc:
-            response = error_response(503, "CatalogUnavailable", f"the catalog database is unavailable: {exc}")
-            response.headers["Retry-After"] = "5"
-            return response
+        except (QueryTooComplex, CatalogUnavailable) as exc:
+            return store_failure(exc, "the $filter")
 
     # -- routing ------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from urllib.parse import quote, unquote, urlencode
 import flask
 import orjson
 
+from shared.catalog.api import store_failure
 from shared.catalog.errors import QueryTooComplex
 from shared.catalog.filters import And, Selection, sort_value, total_order
 from shared.catalog.paging import encode_token
@@ -78,12 +79,8 @@ class StacService:
             return error_response(exc.status, exc.code, exc.message)
         except BadSearch as exc:
             return error_response(400, "BadSearch", str(exc))
-        except QueryTooComplex as exc:  # can never succeed: not a 503 that asks the client to retry
-            return error_response(400, "QueryTooComplex", f"{exc}; simplify the filter")
-        except CatalogUnavailable as exc:
-            response = error_response(503, "CatalogUnavailable", f"the catalog database is unavailable: {exc}")
-            response.headers["Retry-After"] = "5"
-            return response
+        except (QueryTooComplex, CatalogUnavailable) as exc:
+            return store_failure(exc, "the filter")
 
     # -- routing ------------------------------------------------------------------------------
 
