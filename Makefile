@@ -43,9 +43,11 @@ format: $(INSTALLED)
 schemas: $(INSTALLED)
 	$(BIN)/python -m events.schemas
 
-## deploy-check: build knative/overlays/dev and prod, validate every object offline, check the references
+## deploy-check: build knative/overlays/dev and prod, validate every object offline, check the references;
+## check the Containerfile and emulate its build (no container engine needed)
 deploy-check: $(INSTALLED)
 	$(BIN)/python -m tests.deploy_check
+	$(BIN)/python -m tests.image_check
 
 ## bench: benchmarks (not tests): figures as ratios against a baseline measured in the same run
 bench: $(INSTALLED)

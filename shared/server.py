@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 KEEPALIVE_SECONDS = 120  # beyond the 90 s Go clients keep an idle connection
+METRICS_PATH = "/metrics"
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -36,7 +37,7 @@ class Observed:
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         from shared.observability.metrics import REGISTRY, REQUEST_TIME, REQUESTS
 
-        if environ.get("PATH_INFO") == "/metrics" and environ.get("REQUEST_METHOD") == "GET":
+        if environ.get("PATH_INFO") == METRICS_PATH and environ.get("REQUEST_METHOD") == "GET":
             from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
             body = generate_latest(REGISTRY)

@@ -9,7 +9,11 @@ For each overlay (``knative/overlays/*``):
    prune silently is an error);
 3. references: every Trigger's broker, subscriber and dead-letter sink, every source's sink, every Secret and
    ConfigMap a container or the Broker reads, exist in the build; every event type the functions emit has a
-   Trigger, or is one of ``TERMINAL`` (said why).
+   Trigger, or is one of ``TERMINAL`` (said why);
+4. agreement with the settings: the ingest Trigger filters on the inbox bucket of ``refsys-settings``, and
+   every event route into a function asks Knative's sender tokens for the audience the functions check;
+5. monitoring: a PodMonitor selects every function's pods at the port and path the function server serves
+   (no PodMonitor CRD is in ``../shared/schemas`` yet: ``WITHOUT_SCHEMA`` lists the fields it may use).
 
 ``python -m tests.deploy_check [OVERLAY_DIR...]`` prints one line per overlay and exits 1 on any problem.
 """
@@ -35,6 +39,19 @@ OVERLAYS = REPO_ROOT / "knative" / "overlays"
 CRDS = REPO_ROOT.parent / "shared" / "schemas" / "knative"
 CORE_API_VERSIONS = {"v1", "rbac.authorization.k8s.io/v1", "batch/v1"}  # Kubernetes built-ins: no CRD
 K8S_VERSION = "1.33.0"
+# Kinds whose CRD is not in ../shared/schemas yet: the fields we use, as a cluster running the CRD takes them
+# (a field missing here is refused as a misspelling), and what the references check says of them. Drop the CRD
+# into ../shared/schemas and the kind is validated strictly like the others.
+WITHOUT_SCHEMA: dict[tuple[str, str], dict[str, Any]] = {
+    ("monitoring.coreos.com/v1", "PodMonitor"): {
+        "selector": {"matchLabels": None, "matchExpressions": None},
+        "namespaceSelector": {"matchNames": None, "any": None},
+        "podMetricsEndpoints": {"port": None, "path": None, "interval": None, "scrapeTimeout": None, "scheme": None},
+    },
+}
+KNATIVE_USER_PORT = "user-port"  # the name Knative gives a function container's port
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
+SETTINGS = "refsys-settings"  # the ConfigMap every function reads
 # Event types no Trigger takes, and why that is right.
 TERMINAL = {
     "org.refsys.product.rejected.v1": "the product is quarantined with its reason; `refsys status` shows it",
@@ -43,9 +60,9 @@ TERMINAL = {
 
 @cache
 def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
-    """(apiVersion, kind) -> the CRD's openAPIV3Schema."""
+    """(apiVersion, kind) -> the CRD's openAPIV3Schema, of every CRD in ``../shared/schemas``."""
     schemas = {}
-    for path in CRDS.rglob("*.yaml"):
+    for path in CRDS.parent.rglob("*.yaml"):
         for crd in yaml.safe_load_all(path.read_text()):
             if not crd or crd.get("kind") != "CustomResourceDefinition":
                 continue
@@ -76,6 +93,9 @@ def validate(doc: dict[str, Any]) -> None:
         return
     key = (doc["apiVersion"], doc["kind"])
     schemas = crd_schemas()
+    if key not in schemas and key in WITHOUT_SCHEMA:
+        _check_fields(doc["spec"], WITHOUT_SCHEMA[key], f"{doc['kind']}.spec")
+        return
     if key not in schemas:
         raise jsonschema.ValidationError(f"no CRD for {key} in {CRDS}")
     schema = strict(schemas[key])
@@ -87,7 +107,14 @@ def validate(doc: dict[str, Any]) -> None:
 def problems(overlay: Path) -> list[str]:
     """Everything wrong with one overlay, as sentences; empty when it deploys."""
     docs = [r.body for r in build(overlay)]
-    return [*_against_kubectl(overlay, docs), *_invalid(docs), *_dangling(docs), *_unrouted(overlay)]
+    return [
+        *_against_kubectl(overlay, docs),
+        *_invalid(docs),
+        *_dangling(docs),
+        *_unrouted(overlay),
+        *_disagreeing_with_settings(docs),
+        *_unscraped(docs),
+    ]
 
 
 def _against_kubectl(overlay: Path, docs: list[dict[str, Any]]) -> Iterator[str]:
@@ -120,7 +147,53 @@ def _invalid(docs: list[dict[str, Any]]) -> Iterator[str]:
             yield f"{_key(doc)}: {str(getattr(exc, 'message', exc)).splitlines()[0][:300]}"
 
 
+def _check_fields(value: Any, fields: dict[str, Any] | None, where: str) -> None:
+    if fields is None:
+        return
+    for item in value if isinstance(value, list) else [value]:
+        for key, inner in (item or {}).items():
+            if key not in fields:
+                raise jsonschema.ValidationError(f"{where}.{key}: not a field we know of (no CRD to tell)")
+            _check_fields(inner, fields[key], f"{where}.{key}")
+
+
+def _unscraped(docs: list[dict[str, Any]]) -> Iterator[str]:
+    """Every function's pods are scraped at the path the function server serves, when the overlay scrapes any."""
+    from shared.server import METRICS_PATH
+
+    monitors = [d for d in docs if d["kind"] == "PodMonitor"]
+    if not monitors:
+        return
+    served = f"{KNATIVE_USER_PORT}{METRICS_PATH}"
+    for monitor in monitors:
+        for endpoint in monitor["spec"]["podMetricsEndpoints"]:
+            if (scraped := f"{endpoint.get('port')}{endpoint.get('path')}") != served:
+                yield f"{_key(monitor)}: scrapes {scraped}, the functions serve {served}"
+    for doc in docs:
+        if doc["kind"] == "Service" and "knative" in doc["apiVersion"]:
+            name, template = doc["metadata"]["name"], doc["spec"]["template"].get("metadata") or {}
+            labels = {**(template.get("labels") or {}), "serving.knative.dev/service": name}
+            if not any(_selects(m["spec"].get("selector") or {}, labels) for m in monitors):
+                yield f"Service {name}: no PodMonitor selects its pods (labels {labels})"
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A Kubernetes label selector's verdict on a set of labels."""
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    tests = {
+        "In": lambda e: labels.get(e["key"]) in e.get("values", []),
+        "NotIn": lambda e: labels.get(e["key"]) not in e.get("values", []),
+        "Exists": lambda e: e["key"] in labels,
+        "DoesNotExist": lambda e: e["key"] not in labels,
+    }
+    return all(tests[e["operator"]](e) for e in selector.get("matchExpressions") or [])
+
+
 def _dangling(docs: list[dict[str, Any]]) -> Iterator[str]:
+    namespaces = {d["metadata"].get("namespace") for d in docs if d["kind"] not in CLUSTER_SCOPED}
+    if len(namespaces) > 1:
+        yield f"objects in {len(namespaces)} namespaces ({sorted(map(str, namespaces))}): one, so references resolve"
     present = {(d["kind"], d["metadata"]["name"]) for d in docs}
     for doc in docs:
         for kind, name, what in _references(doc):
@@ -155,6 +228,38 @@ def _destination(destination: Any, what: str) -> Iterator[tuple[str, str, str]]:
     ref = (destination or {}).get("ref")
     if ref:
         yield ref["kind"], ref["name"], what
+
+
+def _disagreeing_with_settings(docs: list[dict[str, Any]]) -> Iterator[str]:
+    """What the manifests name that a setting names too: the inbox bucket, the sender tokens' audience."""
+    from shared.settings import Settings
+
+    data = next(
+        (d.get("data") or {} for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == SETTINGS), {}
+    )
+    defaults = Settings.model_fields
+    inbox = data.get("REFSYS_INBOX_BUCKET", defaults["inbox_bucket"].default)
+    audience = data.get("REFSYS_EVENT_OIDC_AUDIENCE")
+    for doc in docs:
+        spec = doc.get("spec") or {}
+        if doc["kind"] == "Trigger" and (spec.get("subscriber") or {}).get("ref", {}).get("name") == "ingest":
+            bucket = ((spec.get("filter") or {}).get("attributes") or {}).get("bucket")
+            if bucket != inbox:
+                yield f"{_key(doc)}: filters on bucket {bucket!r}, the inbox is {inbox!r} (REFSYS_INBOX_BUCKET)"
+        if audience is None:
+            continue
+        destinations = {
+            "subscriber": spec.get("subscriber"),
+            "dead-letter sink": (spec.get("delivery") or {}).get("deadLetterSink"),
+            "sink": spec.get("sink"),
+        }
+        for what, destination in destinations.items():
+            ref = (destination or {}).get("ref") or {}
+            if ref.get("kind") == "Service" and destination.get("audience") != audience:
+                yield (
+                    f"{_key(doc)}: its {what} {ref['name']!r} is sent tokens for {destination.get('audience')!r},"
+                    f" the functions check {audience!r} (REFSYS_EVENT_OIDC_AUDIENCE)"
+                )
 
 
 def _unrouted(overlay: Path) -> Iterator[str]:

@@ -48,6 +48,28 @@ def test_a_misspelt_field_and_an_unrouted_event_fail_the_check(copy: Path) -> No
     assert any("org.refsys.job.ready.v1: no Trigger takes it" in p for p in found), found
 
 
+def test_the_ingest_trigger_and_the_audiences_must_agree_with_the_settings(copy: Path) -> None:
+    settings = copy / "base" / "config" / "settings.yaml"
+    settings.write_text(settings.read_text().replace("REFSYS_INBOX_BUCKET: rs-inbox", "REFSYS_INBOX_BUCKET: drop-box"))
+    trigger = copy / "base" / "triggers" / "prepare.yaml"
+    trigger.write_text(trigger.read_text().replace("audience: refsys-events", "audience: prepare", 1))
+    found = problems(copy / "overlays" / "dev")
+    assert any("filters on bucket 'rs-inbox', the inbox is 'drop-box'" in p for p in found), found
+    assert any("is sent tokens for 'prepare', the functions check 'refsys-events'" in p for p in found), found
+
+
+def test_a_scrape_that_misses_the_functions_or_a_stray_namespace_fails_the_check(copy: Path) -> None:
+    monitor = copy / "overlays" / "prod" / "monitoring.yaml"
+    text = monitor.read_text().replace("operator: Exists", "operator: DoesNotExist").replace("path:", "pathh:")
+    monitor.write_text(text)
+    prod = copy / "overlays" / "prod" / "kustomization.yaml"
+    prod.write_text(prod.read_text().replace("namespace: refsys  #", "#"))
+    found = problems(copy / "overlays" / "prod")
+    assert any("PodMonitor.spec.podMetricsEndpoints.pathh: not a field we know of" in p for p in found), found
+    assert any("Service odata: no PodMonitor selects its pods" in p for p in found), found
+    assert any("objects in 2 namespaces" in p for p in found), found
+
+
 def kustomization(directory: Path, body: dict, *objects: dict) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "kustomization.yaml").write_text(yaml.safe_dump(body))
