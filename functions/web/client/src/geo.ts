@@ -46,11 +46,9 @@ export function bboxParts(box: BBox): BBox[] {
   return parts;
 }
 
-/** WKT of the box, as OData.CSC.Intersects takes it: a POLYGON, or a MULTIPOLYGON of its parts. */
-export function bboxWkt(box: BBox): string {
-  const ring = ([w, s, e, n]: BBox): string => `((${w} ${s},${e} ${s},${e} ${n},${w} ${n},${w} ${s}))`;
-  const parts = bboxParts(box);
-  return parts.length === 1 ? `POLYGON${ring(parts[0])}` : `MULTIPOLYGON(${parts.map(ring).join(",")})`;
+/** WKT polygons of the box's parts. Not one MULTIPOLYGON: parts sharing an edge make an invalid one. */
+export function bboxWkts(box: BBox): string[] {
+  return bboxParts(box).map(([w, s, e, n]) => `POLYGON((${w} ${s},${e} ${s},${e} ${n},${w} ${n},${w} ${s}))`);
 }
 
 export function parseBBox(text: string | null): BBox | null {
@@ -85,6 +83,32 @@ export function unwrapFootprint(geometry: GeoJSON.Geometry | null | undefined): 
     const east = Math.max(...lons) <= 0 && Math.min(...lons) === -180 ? 360 : 0;
     return polygon.map((ring) => ring.map(([lon, lat]) => [lon + east, lat]));
   });
+}
+
+/** The lines and points of a footprint that is no area (a wave-mode track, a single position). */
+export function linesOf(geometry: GeoJSON.Geometry | null | undefined): Ring[] {
+  if (!geometry) return [];
+  if (geometry.type === "LineString") return [unwrapLine(geometry.coordinates)];
+  if (geometry.type === "MultiLineString") return geometry.coordinates.map(unwrapLine);
+  if (geometry.type === "Point") return [[geometry.coordinates]];
+  if (geometry.type === "MultiPoint") return geometry.coordinates.map((point) => [point]);
+  if (geometry.type === "GeometryCollection") return geometry.geometries.flatMap(linesOf);
+  return [];
+}
+
+/** A line whose consecutive positions jump over 180° crosses the antimeridian: continue it past ±180. */
+function unwrapLine(line: Position[]): Ring {
+  const out: Ring = [];
+  let shift = 0;
+  line.forEach(([lon, lat], i) => {
+    if (i > 0) {
+      const step = lon - line[i - 1][0];
+      if (step > 180) shift -= 360;
+      else if (step < -180) shift += 360;
+    }
+    out.push([lon + shift, lat]);
+  });
+  return out;
 }
 
 /** [west, south, east, north] of rings, in their own (possibly unwrapped) longitudes. */

@@ -90,19 +90,19 @@ function productInUrl(): string | null {
   return new URLSearchParams(location.search).get("product");
 }
 
-async function route(): Promise<void> {
+async function route(focusResults = false): Promise<void> {
   search = searchFromUrl(location.search);
   fillForm(search);
   fmap.showArea(search.bbox, Boolean(search.bbox));
   const product = productInUrl();
-  if (pages.length === 0 || pages[0] !== productsUrl(config.odata, search)) await runSearch(!product);
+  if (pages.length === 0 || pages[0] !== productsUrl(config.odata, search)) await runSearch(focusResults && !product);
   if (product) await showProduct(product);
-  else showResults();
+  else showResults(focusResults);
 }
 
 function navigate(product?: string): void {
   history.pushState(null, "", `${location.pathname}${searchToUrl(search, product)}`);
-  void route();
+  void route(!product); // a search the user made: the focus goes to its results
 }
 
 // -- results --------------------------------------------------------------------------------------
@@ -186,10 +186,12 @@ function renderResults(page: Page): void {
   $<HTMLButtonElement>("previous").disabled = pages.length <= 1;
 }
 
-function showResults(): void {
+function showResults(focus: boolean): void {
+  const wasProduct = !$("product-view").hidden;
   $("product-view").hidden = true;
   $("results-view").hidden = false;
   fmap.highlight(null);
+  if (focus || wasProduct) $("results-heading").focus({ preventScroll: true });
 }
 
 // -- a product's page -----------------------------------------------------------------------------
@@ -300,10 +302,19 @@ function renderProduct(view: HTMLElement, product: Product & { Attributes?: Attr
   );
 }
 
-function quicklookImage(asset: Asset, name: string): HTMLImageElement {
+function quicklookImage(asset: Asset, name: string): HTMLElement {
+  const figure = document.createElement("figure");
   const image = document.createElement("img");
   image.alt = `Quicklook of ${name}`;
-  image.loading = "lazy";
+  figure.append(image);
+  // Sentinel-2's quicklooks are JPEG 2000, which browsers do not read: say so, and link the file.
+  image.addEventListener("error", () => {
+    const caption = document.createElement("figcaption");
+    const link = Object.assign(document.createElement("a"), { href: asset.DownloadLink, textContent: "the quicklook file" });
+    caption.append("This browser cannot show this quicklook (not an image format it reads); download ", link, ".");
+    figure.append(caption);
+    image.hidden = true;
+  });
   if (currentToken()) {
     // An <img> cannot send a bearer header: fetch it, then show the bytes.
     void fetch(asset.DownloadLink, { headers: authHeaders() })
@@ -315,7 +326,7 @@ function quicklookImage(asset: Asset, name: string): HTMLImageElement {
         image.alt = `Quicklook not available: ${error.message}`;
       });
   } else image.src = asset.DownloadLink;
-  return image;
+  return figure;
 }
 
 function downloadControl(product: Product, url: string): HTMLElement {

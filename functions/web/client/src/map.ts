@@ -5,7 +5,7 @@ import L from "leaflet";
 import { feature } from "topojson-client";
 import type { GeometryCollection, Topology } from "topojson-specification";
 import countriesUrl from "world-atlas/countries-50m.json";
-import { type BBox, bboxFromCorners, extentOf, unwrapFootprint } from "./geo";
+import { type BBox, bboxFromCorners, extentOf, linesOf, unwrapFootprint } from "./geo";
 
 export interface Footprinted {
   Id: string;
@@ -21,7 +21,7 @@ export class FootprintMap {
   readonly map: L.Map;
   private readonly element: HTMLElement;
   private readonly footprints = L.featureGroup();
-  private readonly layers = new Map<string, L.Polygon[]>();
+  private readonly layers = new Map<string, L.Path[]>();
   private area: L.Rectangle | null = null;
   private drawing: { start: L.LatLng | null; onDone: (box: BBox | null) => void } | null = null;
 
@@ -41,7 +41,7 @@ export class FootprintMap {
     this.map.attributionControl.setPrefix(false).addAttribution("Natural Earth (world-atlas)");
     this.footprints.addTo(this.map);
     this.footprints.on("click", (event: L.LeafletMouseEvent) => {
-      const id = (event.propagatedFrom as L.Polygon & { productId?: string }).productId;
+      const id = (event.propagatedFrom as L.Path & { productId?: string }).productId;
       if (id && !this.drawing) onSelect(id);
     });
     this.installDrawing();
@@ -76,18 +76,25 @@ export class FootprintMap {
     const drawn: Record<string, number[]> = {};
     for (const product of products) {
       const polygons = unwrapFootprint(product.GeoFootprint);
-      const extent = extentOf(polygons);
+      const lines = linesOf(product.GeoFootprint); // wave-mode tracks, single positions: no area
+      const extent = extentOf([...polygons, ...lines.map((line) => [line])]);
       if (!extent) continue;
       // One copy where the footprint is, another a turn away when it runs past 180° (seen from the west side too).
-      const offsets = extent[2] > 180 ? [0, -360] : [0];
-      const layers = offsets.map((offset) => {
-        const latlngs = polygons.map((polygon) => polygon.map((ring) => ring.map(([lon, lat]) => L.latLng(lat, lon + offset))));
-        const layer = L.polygon(latlngs, FOOTPRINT) as L.Polygon & { productId?: string };
-        layer.productId = product.Id;
-        layer.bindTooltip(product.Name, { sticky: true });
-        this.footprints.addLayer(layer);
-        layer.getElement()?.setAttribute("data-product", product.Id);
-        return layer;
+      const offsets = extent[2] > 180 ? [0, -360] : extent[0] < -180 ? [0, 360] : [0];
+      const layers = offsets.flatMap((offset) => {
+        const at = ([lon, lat]: number[]): L.LatLng => L.latLng(lat, lon + offset);
+        const shapes: (L.Path & { productId?: string })[] = [];
+        if (polygons.length) shapes.push(L.polygon(polygons.map((polygon) => polygon.map((ring) => ring.map(at))), FOOTPRINT));
+        for (const line of lines)
+          shapes.push(line.length === 1 ? L.circleMarker(at(line[0]), { ...FOOTPRINT, radius: 5 }) : L.polyline(line.map(at), FOOTPRINT));
+        for (const layer of shapes) {
+          layer.productId = product.Id;
+          layer.bindTooltip(product.Name, { sticky: true });
+          this.footprints.addLayer(layer);
+          // The footprint itself carries the product's id; its copy a turn away says it is one.
+          layer.getElement()?.setAttribute(offset === 0 ? "data-product" : "data-product-copy", product.Id);
+        }
+        return shapes;
       });
       this.layers.set(product.Id, layers);
       drawn[product.Id] = extent;
@@ -107,7 +114,7 @@ export class FootprintMap {
       }
     }
     const layer = id ? this.layers.get(id)?.[0] : undefined;
-    if (pan && layer) this.map.fitBounds(layer.getBounds().pad(0.5), { maxZoom: 7 });
+    if (pan && layer) this.map.fitBounds(L.featureGroup([layer]).getBounds().pad(0.5), { maxZoom: 7 });
   }
 
   /** The search's area; a box across the antimeridian is drawn from west to east + 360. */

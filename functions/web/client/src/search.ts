@@ -1,5 +1,5 @@
 // The search: what the form holds, how the URL keeps it (shareable) and the OData query it makes.
-import { type BBox, bboxWkt, parseBBox } from "./geo";
+import { type BBox, bboxWkts, parseBBox } from "./geo";
 
 export const SORTS: Record<string, string> = {
   newest: "PublicationDate desc",
@@ -83,7 +83,10 @@ export function odataFilter(search: Search): string {
   // Sensing that overlaps the days chosen.
   if (search.start) terms.push(`ContentDate/End ge ${search.start}T00:00:00.000Z`);
   if (search.end) terms.push(`ContentDate/Start lt ${nextDay(search.end)}`);
-  if (search.bbox) terms.push(`OData.CSC.Intersects(area=geography'SRID=4326;${bboxWkt(search.bbox)}')`);
+  if (search.bbox) {
+    const areas = bboxWkts(search.bbox).map((wkt) => `OData.CSC.Intersects(area=geography'SRID=4326;${wkt}')`);
+    terms.push(areas.length === 1 ? areas[0] : `(${areas.join(" or ")})`);
+  }
   if (search.cloud !== null)
     terms.push(
       "Attributes/OData.CSC.DoubleAttribute/any(att:att/Name eq 'cloudCover' and " +
