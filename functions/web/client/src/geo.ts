@@ -23,7 +23,7 @@ export function bboxFromCorners(lon1: number, lat1: number, lon2: number, lat2: 
   return [round(wrapLon(west)), round(south), round(wrapLon(east)), round(north)];
 }
 
-const round = (value: number): number => Math.round(value * 1e4) / 1e4;
+const round = (value: number): number => Math.round(value * 100) / 100; // ~1 km: a drawn box is no finer
 
 /** Width in degrees of longitude; a box with west > east crosses the antimeridian. */
 export function bboxWidth([west, , east]: BBox): number {

@@ -189,6 +189,7 @@ function renderResults(page: Page): void {
 function showResults(focus: boolean): void {
   const wasProduct = !$("product-view").hidden;
   $("product-view").hidden = true;
+  document.body.classList.remove("product-page");
   $("results-view").hidden = false;
   fmap.highlight(null);
   if (focus || wasProduct) $("results-heading").focus({ preventScroll: true });
@@ -198,6 +199,7 @@ function showResults(focus: boolean): void {
 
 async function showProduct(id: string): Promise<void> {
   const view = $("product-view");
+  document.body.classList.add("product-page"); // the panel is the product's: the form comes back with the results
   $("results-view").hidden = true;
   view.hidden = false;
   view.replaceChildren(paragraph("Loading the product…"));

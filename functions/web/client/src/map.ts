@@ -32,6 +32,7 @@ export class FootprintMap {
       center: [20, 0],
       zoom: 1,
       minZoom: 0,
+      zoomSnap: 0.25, // fit a search's area closely
       maxZoom: 12,
       maxBounds: L.latLngBounds([-100, -560], [100, 560]),
       keyboardPanDelta: 120,
