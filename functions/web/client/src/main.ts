@@ -527,8 +527,9 @@ async function start(): Promise<void> {
   });
   window.addEventListener("popstate", () => void route());
   (window as unknown as { refsys: unknown }).refsys = { map: fmap.map }; // for tests and the curious
-  void loadProductTypes();
   await route();
+  void fmap.loadBaseMap();
+  void loadProductTypes();
 }
 
 start().catch((error: Error) => showError(`the client could not start: ${error.message}`));

@@ -46,11 +46,11 @@ export class FootprintMap {
       if (id && !this.drawing) onSelect(id);
     });
     this.installDrawing();
-    void this.loadBaseMap();
   }
 
-  /** The Natural Earth countries, fetched after the first paint (a hashed, immutable file). */
-  private async loadBaseMap(): Promise<void> {
+  /** The Natural Earth countries (a hashed, immutable file): loaded after the first results, whose request
+   * would otherwise wait for the main thread while it parses and draws 750 kB of borders. */
+  async loadBaseMap(): Promise<void> {
     // The file loader makes this import the asset's URL (build.mjs); tsc sees the JSON itself.
     const response = await fetch(countriesUrl as unknown as string);
     const topology = (await response.json()) as Topology<{ countries: GeometryCollection }>;
