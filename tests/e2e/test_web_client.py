@@ -37,6 +37,7 @@ EUROPE = (-10.0, 35.0, 30.0, 60.0)
 FIJI_TILE = "S2A_MSIL2A_20230821T221941_N0509_R029_T01KAB_20230822T021825.SAFE"
 POLAR = "S3A_OL_2_WFR____20210604T001016_20210604T001316_20210604T021918_0179_0"  # name starts so
 TIMEOUT_MS = 20_000
+DASH = "\u2013"  # the count reads "1<en dash>50 of N"
 
 
 def artifacts() -> Path:
@@ -154,7 +155,8 @@ def assert_drawn_where_they_are(page: Any, products: list[dict[str, Any]]) -> No
     pixel = degrees_per_pixel(page)
     # Leaflet clips each path to the view and a tenth of it around: a footprint larger than that is drawn to there.
     view_west, view_south, view_east, view_north = page.evaluate(
-        "() => { const b = window.refsys.map.getBounds().pad(0.1); return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()]; }"
+        "() => { const b = window.refsys.map.getBounds().pad(0.1); "
+        "return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()]; }"
     )
     for product in products:
         # The stroke and whole pixels; a single position is a circle of radius 5 px around it.
@@ -177,7 +179,7 @@ def test_opened_without_a_search_it_lists_the_newest_products_and_draws_them(
     open_client(page, platform)
     page.wait_for_function("document.getElementById('map').dataset.basemap === 'loaded'")
     newest = sorted(catalog.values(), key=lambda p: (p["PublicationDate"], p["Id"]), reverse=True)[:50]
-    assert page.locator("#count").inner_text() == f"1–50 of {len(catalog)} products"
+    assert page.locator("#count").inner_text() == f"1{DASH}50 of {len(catalog)} products"
     assert listed(page)[:1] == [newest[0]["Name"]]
     assert set(listed(page)) == {p["Name"] for p in newest}
     assert_drawn_where_they_are(page, [p for p in newest if p["GeoFootprint"]])
@@ -208,7 +210,7 @@ def test_a_search_over_europe_by_area_and_dates_lists_and_draws_the_products_the
                 and sensing_overlaps(p, "2021-01-01", "2021-12-31")]  # fmt: skip
     assert len(expected) >= 3  # the S1 products over France and the Alps in 2021
     assert sorted(listed(page)) == sorted(p["Name"] for p in expected)
-    assert page.locator("#count").inner_text() == f"1–{len(expected)} of {len(expected)} products"
+    assert page.locator("#count").inner_text() == f"1{DASH}{len(expected)} of {len(expected)} products"
     assert "start=2021-01-01" in page.url and "end=2021-12-31" in page.url
     page.wait_for_function("document.getElementById('map').dataset.basemap === 'loaded'")
     assert_drawn_where_they_are(page, expected)
@@ -231,7 +233,10 @@ def test_an_area_drawn_across_the_antimeridian_finds_the_products_there(
     corners = page.evaluate(
         """() => {
         const map = window.refsys.map, frame = map.getContainer().getBoundingClientRect();
-        const at = (lat, lng) => { const p = map.latLngToContainerPoint([lat, lng]); return [p.x + frame.left, p.y + frame.top]; };
+        const at = (lat, lng) => {
+          const p = map.latLngToContainerPoint([lat, lng]);
+          return [p.x + frame.left, p.y + frame.top];
+        };
         return [at(-10, 172), at(-25, 188)];
       }"""
     )
@@ -243,7 +248,9 @@ def test_an_area_drawn_across_the_antimeridian_finds_the_products_there(
     page.mouse.up()
     page.wait_for_url("**bbox=*")
     wait_for_results(page)
-    west, south, east, north = (float(v) for v in page.get_by_label("Box: west, south, east, north").input_value().split(","))
+    west, south, east, north = (
+        float(v) for v in page.get_by_label("Box: west, south, east, north").input_value().split(",")
+    )
     assert west > east  # across the antimeridian: west 172, east -172
     assert abs(west - 172) < 0.5 and abs(east + 172) < 0.5 and abs(south + 25) < 0.5 and abs(north + 10) < 0.5
     area = box(west, south, 180, north).union(box(-180, south, east, north))
@@ -278,12 +285,12 @@ def test_pages_follow_the_next_links_in_the_chosen_order(
     open_client(page, platform, "?sort=name&size=20")
     assert listed(page) == by_name[:20]
     page.get_by_role("button", name="Next page").click()
-    page.wait_for_function("document.getElementById('count').textContent.startsWith('21–')")
+    page.wait_for_function(f"document.getElementById('count').textContent.startsWith('21{DASH}')")
     assert listed(page) == by_name[20:40]
-    assert page.locator("#count").inner_text() == f"21–40 of {len(catalog)} products"
+    assert page.locator("#count").inner_text() == f"21{DASH}40 of {len(catalog)} products"
     assert any("%24skiptoken" in url or "$skiptoken" in url for url in requests_made)  # the API's nextLink
     page.get_by_role("button", name="Previous page").click()
-    page.wait_for_function("document.getElementById('count').textContent.startsWith('1–')")
+    page.wait_for_function(f"document.getElementById('count').textContent.startsWith('1{DASH}')")
     assert listed(page) == by_name[:20]
     # One request per page of results: the footprints come in the list's answer.
     assert len([url for url in requests_made if "/Products?" in url or "skiptoken" in url]) == 3
@@ -303,7 +310,9 @@ def test_a_products_page_shows_its_attributes_quicklook_lineage_and_download(
     assert "platformShortName" in view.inner_text() and "SENTINEL-1" in view.inner_text()
     # The samples' quicklooks are stand-in bytes (the reduced samples lack the PNG): the image is the product's
     # asset, fetched through the API's redirect, and the page says it cannot show it.
-    assets = requests.get(f"{odata(platform)}/Products({catalog[name]['Id']})", params={"$expand": "Assets"}, timeout=30)
+    assets = requests.get(
+        f"{odata(platform)}/Products({catalog[name]['Id']})", params={"$expand": "Assets"}, timeout=30
+    )
     (asset,) = assets.json()["Assets"]
     quicklook = view.locator(".quicklooks img")
     assert quicklook.get_attribute("src") == asset["DownloadLink"]
@@ -368,4 +377,3 @@ def test_the_platform_logged_no_traceback_and_answered_no_5xx(platform: Embedded
             if line.startswith("{") and '"status"' in line:
                 record = json.loads(line)
                 assert not str(record.get("status", "")).startswith("5"), f"{log.name}: {line}"
-

@@ -93,7 +93,9 @@ def test_with_oidc_the_apis_answer_a_preflight_without_a_token_and_refuse_the_to
     refused = call_with(function, "GET", path, {"Origin": ORIGIN})
     assert refused.status_code == 401
     assert refused.headers["Access-Control-Allow-Origin"] == "*"  # the page can read why
-    allowed = call_with(function, "GET", path, {"Origin": ORIGIN, "Authorization": f"Bearer {token(secured, roles=['viewer'])}"})
+    allowed = call_with(
+        function, "GET", path, {"Origin": ORIGIN, "Authorization": f"Bearer {token(secured, roles=['viewer'])}"}
+    )
     assert allowed.status_code == 200, allowed.get_data(as_text=True)
     assert allowed.headers["Access-Control-Allow-Origin"] == "*"
 

@@ -42,7 +42,9 @@ def sources_digest() -> str:
 def test_the_committed_bundle_is_built_from_the_current_sources() -> None:
     manifest = json.loads((STATIC / "manifest.json").read_text())
     assert manifest["sources"] == sources_digest(), "functions/web/static is older than its sources: run `make web`"
-    built = sorted(p.relative_to(STATIC).as_posix() for p in STATIC.rglob("*") if p.is_file() and p.name != "manifest.json")
+    built = sorted(
+        p.relative_to(STATIC).as_posix() for p in STATIC.rglob("*") if p.is_file() and p.name != "manifest.json"
+    )
     assert built == manifest["files"]  # nothing left from an earlier build, nothing missing
 
 
@@ -76,7 +78,9 @@ def test_config_tells_the_client_where_the_apis_are_and_how_to_log_in(site: Site
     secured = Settings(oidc_issuer="https://id.example/realms/refsys", oidc_audience="refsys-odata")
     assert client_config(secured)["oidc"] == {
         "issuer": "https://id.example/realms/refsys", "clientId": "refsys-odata", "scope": "openid"}  # fmt: skip
-    own_client = Settings(oidc_issuer="https://id.example", web_oidc_client_id="refsys-web", web_oidc_scope="openid email")
+    own_client = Settings(
+        oidc_issuer="https://id.example", web_oidc_client_id="refsys-web", web_oidc_scope="openid email"
+    )
     assert client_config(own_client)["oidc"]["clientId"] == "refsys-web"
 
 
