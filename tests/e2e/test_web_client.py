@@ -118,6 +118,7 @@ def listed(page: Any) -> list[str]:
 
 def drawn_bounds(page: Any) -> dict[str, list[float]]:
     """Each product's drawn footprint: its SVG path's pixel box, turned into degrees by the map itself."""
+    settle(page)
     result: dict[str, list[float]] = page.evaluate(
         """() => {
         const map = window.refsys.map, frame = map.getContainer().getBoundingClientRect();
@@ -132,6 +133,12 @@ def drawn_bounds(page: Any) -> dict[str, list[float]]:
       }"""
     )
     return result
+
+
+def settle(page: Any) -> None:
+    """Until the map's view stops moving (a fit animates), and a frame more for the paths' last update."""
+    page.wait_for_function("!document.getElementById('map').dataset.moving")
+    page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
 
 
 def degrees_per_pixel(page: Any) -> float:
@@ -229,7 +236,9 @@ def test_an_area_drawn_across_the_antimeridian_finds_the_products_there(
     page: Any, platform: EmbeddedPlatform, catalog: dict[str, dict[str, Any]]
 ) -> None:
     open_client(page, platform)
+    settle(page)
     page.evaluate("() => { window.refsys.map.setView([-17, 180], 4, {animate: false}); }")
+    settle(page)
     corners = page.evaluate(
         """() => {
         const map = window.refsys.map, frame = map.getContainer().getBoundingClientRect();

@@ -41,6 +41,9 @@ export class FootprintMap {
     });
     this.map.attributionControl.setPrefix(false).addAttribution("Natural Earth (world-atlas)");
     this.footprints.addTo(this.map);
+    // Says when the view is still moving (fits animate): what is drawn is where it stays once this is gone.
+    this.map.on("movestart zoomstart", () => (element.dataset.moving = "true"));
+    this.map.on("moveend zoomend", () => delete element.dataset.moving);
     this.footprints.on("click", (event: L.LeafletMouseEvent) => {
       const id = (event.propagatedFrom as L.Path & { productId?: string }).productId;
       if (id && !this.drawing) onSelect(id);
