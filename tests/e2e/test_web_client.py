@@ -10,14 +10,22 @@ paging, the product page, the download link, the keyboard. Screenshots go to ``t
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
+import secrets
+import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
+import flask
+import jwt
 import pytest
 import requests
 from playwright import sync_api as playwright_api
@@ -25,6 +33,7 @@ from shapely.geometry import box, shape
 
 from shared.ingestion.upload import upload_product
 from shared.platform.embedded import REPO_ROOT, EmbeddedPlatform
+from shared.products.reinflate import reinflate
 from tests.e2e.test_platform import settled
 from tests.e2e.test_real_products import good_products
 
@@ -34,6 +43,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 EUROPE = (-10.0, 35.0, 30.0, 60.0)
+EUROPE_SAMPLE = "S1B_IW_GRDH_1SDV_20210401T052623_20210401T052648_026269_032297_ECC8.SAFE"
 FIJI_TILE = "S2A_MSIL2A_20230821T221941_N0509_R029_T01KAB_20230822T021825.SAFE"
 POLAR = "S3A_OL_2_WFR____20210604T001016_20210604T001316_20210604T021918_0179_0"  # name starts so
 TIMEOUT_MS = 20_000
@@ -386,3 +396,122 @@ def test_the_platform_logged_no_traceback_and_answered_no_5xx(platform: Embedded
             if line.startswith("{") and '"status"' in line:
                 record = json.loads(line)
                 assert not str(record.get("status", "")).startswith("5"), f"{log.name}: {line}"
+
+
+# -- login with an OIDC issuer (authorization code + PKCE) ------------------------------------------------
+
+
+class Issuer:
+    """A small real OIDC issuer on loopback: discovery, JWKS, an authorization endpoint that approves at once
+    (no login form) and a token endpoint that checks the PKCE verifier, as a public client's issuer does."""
+
+    def __init__(self) -> None:
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from jwt.algorithms import RSAAlgorithm
+        from werkzeug.serving import make_server
+
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.jwk = {**json.loads(RSAAlgorithm.to_jwk(self.key.public_key())), "kid": "k1", "use": "sig", "alg": "RS256"}
+        self.codes: dict[str, dict[str, str]] = {}
+        self.exchanged: list[dict[str, str]] = []
+        app = flask.Flask("issuer")
+        app.add_url_rule("/.well-known/openid-configuration", view_func=self.discovery)
+        app.add_url_rule("/jwks", view_func=lambda: self.cors(flask.jsonify({"keys": [self.jwk]})))
+        app.add_url_rule("/authorize", view_func=self.authorize)
+        app.add_url_rule("/token", view_func=self.token, methods=["POST"])
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @staticmethod
+    def cors(response: flask.Response) -> flask.Response:
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        return response
+
+    def discovery(self) -> flask.Response:
+        return self.cors(flask.jsonify({
+            "issuer": self.url, "authorization_endpoint": f"{self.url}/authorize",
+            "token_endpoint": f"{self.url}/token", "jwks_uri": f"{self.url}/jwks",
+            "code_challenge_methods_supported": ["S256"]}))  # fmt: skip
+
+    def authorize(self) -> flask.Response:
+        args = flask.request.args
+        assert args["response_type"] == "code" and args["code_challenge_method"] == "S256"
+        code = secrets.token_urlsafe(16)
+        self.codes[code] = {k: args[k] for k in ("client_id", "redirect_uri", "code_challenge")}
+        query = urlencode({"code": code, "state": args["state"]})
+        return flask.redirect(f"{args['redirect_uri']}?{query}", code=302)
+
+    def mint(self, **claims: Any) -> str:
+        body = {"iss": self.url, "aud": "refsys-web", "sub": "test", "exp": int(time.time()) + 600, **claims}
+        return jwt.encode(body, self.key, algorithm="RS256", headers={"kid": "k1"})
+
+    def token(self) -> flask.Response:
+        form = flask.request.form
+        grant = self.codes.pop(form["code"], None)
+        verifier = form.get("code_verifier", "")
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        if grant is None or grant["code_challenge"] != challenge or grant["redirect_uri"] != form["redirect_uri"]:
+            return self.cors(flask.make_response(flask.jsonify({"error": "invalid_grant"}), 400))
+        self.exchanged.append(dict(form))
+        token = self.mint(aud=grant["client_id"], sub="ada", roles=["viewer", "downloader"])
+        return self.cors(flask.jsonify({"access_token": token, "token_type": "Bearer", "expires_in": 600}))
+
+
+@pytest.fixture(scope="module")
+def secured_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EmbeddedPlatform, Issuer]]:
+    """A second platform, with OIDC on: every API request needs a token of the issuer (viewer; $value downloader)."""
+    issuer = Issuer()
+    environment = {"REFSYS_OIDC_ISSUER": issuer.url, "REFSYS_OIDC_AUDIENCE": "refsys-web"}
+    saved = {name: os.environ.get(name) for name in environment}
+    os.environ.update(environment)  # the platform's functions inherit it
+    running = EmbeddedPlatform(tmp_path_factory.mktemp("secured"))
+    try:
+        running.start()
+        yield running, issuer
+    finally:
+        running.stop(storage_timeout=3.0)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        issuer.server.shutdown()
+
+
+def test_with_oidc_the_client_logs_in_with_pkce_and_sends_the_token(
+    browser: Any, secured_platform: tuple[EmbeddedPlatform, Issuer], tmp_path: Path
+) -> None:
+    platform, issuer = secured_platform
+    sample = REPO_ROOT / ".." / "shared" / "samples" / "sentinel1" / EUROPE_SAMPLE
+    product = reinflate(sample, tmp_path)
+    upload_product(platform.object_store(), platform.settings.inbox_bucket, product)
+    bearer = {"Authorization": f"Bearer {issuer.mint(roles=['viewer'])}"}
+    url, query = f"{odata(platform)}/Products", {"$filter": f"Name eq '{product.name}'"}
+    deadline = time.monotonic() + 120
+    while not (found := requests.get(url, params=query, headers=bearer, timeout=30).json().get("value")):
+        assert time.monotonic() < deadline, "the product was not cataloged in 120 s"
+        time.sleep(0.5)
+
+    context = browser.new_context(viewport={"width": 1360, "height": 860}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(f"{web(platform)}/")
+    alert = page.get_by_role("alert")
+    alert.wait_for()
+    assert alert.inner_text().startswith("The API refused: 401")  # no token yet: the API's own words
+    page.get_by_role("button", name="Log in").click()  # to the issuer, and back with a code
+    page.get_by_role("button", name="Log out").wait_for()
+    (exchange,) = issuer.exchanged
+    assert exchange["client_id"] == "refsys-web" and len(exchange["code_verifier"]) >= 43  # RFC 7636
+    wait_for_results(page)
+    assert listed(page) == [product.name]
+    page.get_by_role("link", name=product.name).click()
+    page.get_by_role("heading", name=product.name).wait_for()
+    with page.expect_download() as download:
+        page.locator("#download").click()  # fetched with the token (a link cannot carry it), then saved
+    saved = Path(download.value.path())
+    assert zipfile.is_zipfile(saved)
+    assert saved.stat().st_size == found[0]["ContentLength"]
+    page.screenshot(path=artifacts() / "logged-in.png")
+    context.close()
