@@ -380,6 +380,26 @@ def test_the_client_is_usable_with_the_keyboard_alone(
     assert sorted(listed(page)) == sorted(expected)
 
 
+def test_product_types_come_from_the_catalog_and_cloud_cover_selects_optical_products(
+    page: Any, platform: EmbeddedPlatform, catalog: dict[str, dict[str, Any]]
+) -> None:
+    open_client(page, platform)
+    page.get_by_label("Mission").select_option("S1")
+    page.wait_for_function("document.querySelectorAll('#types option').length > 0")
+    offered = set(page.eval_on_selector_all("#types option", "options => options.map(o => o.value)"))
+    assert {"IW_GRDH_1S", "IW_SLC__1S"} <= offered and not any(t.startswith("S2") for t in offered)
+    # Cloud cover at most 50 %: exactly the products whose cloudCover attribute says so.
+    with_cover = requests.get(
+        f"{odata(platform)}/Products", params={"$top": "1000", "$expand": "Attributes"}, timeout=30
+    ).json()["value"]
+    expected = sorted(
+        p["Name"] for p in with_cover for a in p["Attributes"] if a["Name"] == "cloudCover" and a["Value"] <= 50
+    )
+    assert expected  # the samples' Sentinel-2 and -3 optical products carry one
+    open_client(page, platform, "?cloud=50")
+    assert sorted(listed(page)) == expected
+
+
 def test_an_api_refusal_is_shown_with_the_apis_message(page: Any, platform: EmbeddedPlatform) -> None:
     page.goto(f"{web(platform)}/?product=00000000-0000-0000-0000-000000000000")
     alert = page.get_by_role("alert")
