@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 DATA_DIR ?= .refsys
 
-.PHONY: run up demo test test-unit lint format schemas bench deploy-check clean
+.PHONY: run up demo test test-unit lint format schemas bench deploy-check web clean
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("refsys needs Python 3.11 or newer" if sys.version_info < (3, 11) else 0)'
@@ -52,6 +52,10 @@ deploy-check: $(INSTALLED)
 ## bench: benchmarks (not tests): figures as ratios against a baseline measured in the same run
 bench: $(INSTALLED)
 	$(BIN)/python -m tests.bench
+
+## web: rebuild the map client's committed bundle (functions/web/static) from functions/web/client (needs Node and npm)
+web:
+	cd functions/web/client && npm ci --no-audit --no-fund && npm run build
 
 clean:
 	rm -rf $(VENV) $(DATA_DIR) .pytest_cache .ruff_cache .mypy_cache

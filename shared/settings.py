@@ -74,6 +74,15 @@ class Settings(BaseSettings):
     )
     # STAC API (functions/stac): its item assets download through the OData API at this URL.
     stac_odata_url: str | None = Field(None, description="e.g. https://host/odata/v1; default: /odata/v1 beside /stac")
+    # The map client (functions/web) and the browsers it runs in: where its APIs are, how it logs in, and
+    # which other origins may call the OData and STAC APIs from a browser (shared/web/cors.py).
+    web_odata_url: str | None = Field(None, description="the OData root the map client calls; default: /odata/v1")
+    web_stac_url: str | None = Field(None, description="the STAC root it reads product types from; default: /stac")
+    web_oidc_client_id: str | None = Field(
+        None, description="the map client's OIDC client (public, PKCE); default: the audience, else refsys-web"
+    )
+    web_oidc_scope: str = Field("openid", description="the scopes the map client asks the issuer for")
+    cors_origins: str = Field("*", description="origins browsers may call OData/STAC from: *, a comma list, or empty")
 
     # Processing: a folder with processors.yaml and tasktables/ (default: the set shipped in the package).
     processing_config_dir: str | None = Field(None, description="Default: the configuration shipped in the package")

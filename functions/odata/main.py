@@ -13,6 +13,7 @@ from shared.catalog.api import json_errors
 from shared.catalog.odata.service import ODataService
 from shared.security.access import access_policy
 from shared.settings import get_settings
+from shared.web.cors import cors
 
 if TYPE_CHECKING:
     from shared.processing.lineage import LineageStore
@@ -38,6 +39,7 @@ def _lineage() -> LineageStore:
 
 
 @functions_framework.http
+@cors  # outermost: preflights before the access policy, headers on every answer
 @json_errors
 def odata(request: flask.Request) -> flask.Response:
     if request.method == "GET" and request.path.rstrip("/") == "/healthz":

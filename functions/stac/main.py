@@ -12,6 +12,7 @@ from shared.catalog.api import json_errors
 from shared.catalog.stac.service import StacService
 from shared.security.access import VIEWER, access_policy
 from shared.settings import get_settings
+from shared.web.cors import cors
 
 
 @lru_cache(maxsize=1)
@@ -20,6 +21,7 @@ def _service() -> StacService:
 
 
 @functions_framework.http
+@cors  # outermost: preflights before the access policy, headers on every answer
 @json_errors
 def stac(request: flask.Request) -> flask.Response:
     if request.method == "GET" and request.path.rstrip("/") == "/healthz":

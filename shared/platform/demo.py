@@ -146,6 +146,8 @@ def _summary(
     console.print(f"Catalog query:   curl '{catalog}?mission=S1'")
     console.print(f"One product:     curl '{catalog}?name={names[0]}'")
     console.print(f"OData (PRIP):    curl '{endpoints['odata']}/Products?$filter=startswith(Name,%27S1%27)&$top=5'")
+    if "web" in endpoints:
+        console.print(f"Map client:      {endpoints['web']}   (open it in a browser: docs/web.md)")
     console.print(f"S3 endpoint:     {endpoints['s3']}   (keys in {data_dir / 's3-credentials.json'})")
     console.print(f"Broker ingress:  {endpoints['broker']}")
     console.print(f"Logs:            {data_dir / 'logs'}")

@@ -53,6 +53,7 @@ QUERY_SERVICES = {
     "catalog": "/products",
     "odata": "/odata/v1",
     "stac": "/stac",
+    "web": "/",
     "operations": "",
     "lifecycle": "",
 }  # HTTP APIs listed in endpoints.json, with their query path
@@ -191,6 +192,9 @@ class EmbeddedPlatform:
                 event_secret=event_secret,
                 # The STAC API's item assets download through the OData function (on another port here).
                 stac_odata_url=self.functions["odata"].url + "/odata/v1" if "odata" in self.functions else None,
+                # The map client calls both APIs from the browser (CORS: shared/web/cors.py).
+                web_odata_url=self.functions["odata"].url + "/odata/v1" if "odata" in self.functions else None,
+                web_stac_url=self.functions["stac"].url + "/stac" if "stac" in self.functions else None,
             )
             # Binds the ingress port (K_SINK of the functions); its threads start after the children are
             # forked, so that no other thread holds a lock while a child runs its preexec_fn.

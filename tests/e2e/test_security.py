@@ -27,8 +27,8 @@ def test_every_function_refuses_an_event_without_the_platforms_secret(platform: 
     for name, url in functions.items():
         for authorization in ({}, {"Authorization": "Bearer not-the-secret"}):
             response = requests.post(url, data=b"{}", headers={**CLOUDEVENT, **authorization}, timeout=10)
-            # Functions with an API beside their events take them at /events or /tick only (odata, stac: none).
-            if name in ("catalog", "odata", "operations", "stac", "lifecycle", "subscriptions"):
+            # Functions with an API beside their events take them at /events or /tick only (odata, stac, web: none).
+            if name in ("catalog", "odata", "operations", "stac", "web", "lifecycle", "subscriptions"):
                 path = EVENT_PATHS.get(name)
                 if path is None:
                     continue
