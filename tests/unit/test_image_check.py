@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.image_check import CONTAINERFILE, _rooted, ignored, parse, rule_problems
+from tests.image_check import CONTAINERFILE, _ignore_patterns, _rooted, ignored, parse, rule_problems
 
 TEXT = CONTAINERFILE.read_text()
 
@@ -39,6 +39,15 @@ def test_dockerignore_semantics() -> None:
     assert not ignored("shared", patterns)
     assert not ignored("shared/server.py", patterns)
     assert ignored("shared/__pycache__/server.cpython-311.pyc", patterns)
+
+
+def test_the_image_takes_the_map_clients_bundle_not_its_sources() -> None:
+    patterns = _ignore_patterns()
+    assert not ignored("functions/web/static/index.html", patterns)
+    assert not ignored("functions/web/main.py", patterns)
+    assert ignored("functions/web/client/package.json", patterns)
+    assert ignored("functions/web/client/node_modules/leaflet/package.json", patterns)
+    assert ignored("tests/conftest.py", patterns)
 
 
 def test_only_the_images_own_paths_move(tmp_path: Path) -> None:
