@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import importlib
 import json
@@ -69,6 +70,19 @@ def test_an_unchanged_file_is_a_304_and_unknown_paths_and_methods_are_refused(si
     missing = get(site, "/assets/nothing.js")
     assert missing.status_code == 404 and "nothing.js" in missing.get_json()["error"]["message"]
     assert get(site, "/", method="POST").status_code == 405
+
+
+def test_text_is_gzipped_for_browsers_that_accept_it_under_its_own_tag(site: Site) -> None:
+    borders = next(name for name in site.files if name.endswith(".json") and name.startswith("/assets/"))
+    plain = get(site, borders)
+    zipped = get(site, borders, {"Accept-Encoding": "gzip, deflate, br"})
+    assert "Content-Encoding" not in plain.headers and zipped.headers["Content-Encoding"] == "gzip"
+    assert plain.headers["Vary"] == zipped.headers["Vary"] == "Accept-Encoding"
+    assert gzip.decompress(zipped.get_data()) == plain.get_data()
+    assert len(zipped.get_data()) < len(plain.get_data()) / 2
+    assert zipped.headers["ETag"] != plain.headers["ETag"]
+    again = {"Accept-Encoding": "gzip", "If-None-Match": zipped.headers["ETag"]}
+    assert get(site, borders, again).status_code == 304
 
 
 def test_config_tells_the_client_where_the_apis_are_and_how_to_log_in(site: Site) -> None:
