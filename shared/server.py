@@ -8,7 +8,19 @@ with what the framework does not give.
   client reused a connection the server had just closed, and that request failed (a webhook POST lost).
 
 ``python -m shared.server --target T --source S [--host H] [--port P]``; the target and source default to
-``FUNCTION_TARGET`` and ``FUNCTION_SOURCE``, the port to ``PORT`` (8080), the threads to ``THREADS``.
+``FUNCTION_TARGET`` and ``FUNCTION_SOURCE``, the port to ``PORT`` (8080).
+
+Serving model (stated once here; docs/performance.md has the measurements): gunicorn with ``WORKERS``
+processes of ``THREADS`` threads each, set per function in its Knative Service (the embedded platform reads
+the same values). A request holds the GIL for most of its time (parsing, JSON, shapely), so threads of one
+process share one core; only processes use a second core. The query functions (odata, stac) therefore run
+one worker per core of their pod (``WORKERS=2``, the prod limit is 2 CPUs) with 4 threads each, whose waits
+(SQLite, PostgreSQL, sockets) overlap; ``containerConcurrency`` is ``WORKERS x THREADS``, the most one pod
+serves at once, and the autoscaling target sits below it. Event functions spend their time waiting on S3
+and the broker: one worker, more threads. The function's module is imported once, before the workers fork;
+each worker builds its own ports (catalog pool, clients) at its first request. A worker's catalog pool holds
+one connection per thread (``REFSYS_CATALOG_POOL_SIZE`` defaults to ``THREADS``), each with a SQLite page
+cache of ``REFSYS_CATALOG_SQLITE_CACHE_MIB``: that bounds the worker's memory.
 """
 
 from __future__ import annotations
@@ -20,6 +32,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 KEEPALIVE_SECONDS = 120  # beyond the 90 s Go clients keep an idle connection
+DEFAULT_WORKERS = 1  # a Service that sets no WORKERS (see the module's text)
+DEFAULT_THREADS = 4
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -74,6 +88,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.target or not args.source:
         parser.error("--target and --source (or FUNCTION_TARGET and FUNCTION_SOURCE) are required")
+
+    # functions-framework's gunicorn application reads WORKERS and THREADS itself; ours are the defaults.
+    os.environ.setdefault("WORKERS", str(DEFAULT_WORKERS))
+    os.environ.setdefault("THREADS", str(DEFAULT_THREADS))
+    os.environ.setdefault("REFSYS_CATALOG_POOL_SIZE", os.environ["THREADS"])  # one connection per thread
 
     from functions_framework._http.gunicorn import GunicornApplication
 

@@ -15,6 +15,7 @@ from typing import Protocol
 from shared.catalog.errors import CatalogUnavailable
 from shared.catalog.filters import Filter, Selection
 from shared.catalog.model import CatalogEntry, ProductQuery, ProductTypeSummary
+from shared.catalog.pool import StoreTuning
 
 # URL scheme -> "module:Class" of the backend; each class is built from the URL alone.
 BACKENDS: dict[str, str] = {
@@ -70,7 +71,7 @@ class CatalogStore(Protocol):
     def close(self) -> None: ...
 
 
-def open_catalog(url: str) -> CatalogStore:
+def open_catalog(url: str, tuning: StoreTuning | None = None) -> CatalogStore:
     """Open (and migrate) the catalog at ``url``.
 
     ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``, ``sqlite:///:memory:``,
@@ -86,8 +87,8 @@ def open_catalog(url: str) -> CatalogStore:
             f"unsupported catalog URL scheme {scheme!r} in {url!r}; expected one of {', '.join(sorted(BACKENDS))}"
         )
     module, _, name = backend.partition(":")
-    store: CatalogStore = getattr(importlib.import_module(module), name)(url)
+    store: CatalogStore = getattr(importlib.import_module(module), name)(url, tuning or StoreTuning())
     return store
 
 
-__all__ = ["BACKENDS", "CatalogStore", "CatalogUnavailable", "open_catalog"]
+__all__ = ["BACKENDS", "CatalogStore", "CatalogUnavailable", "StoreTuning", "open_catalog"]
