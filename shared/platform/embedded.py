@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import urlsplit
@@ -366,7 +367,7 @@ def function_command(source: Path, target: str, port: int) -> list[str]:
             "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
 
 
-def serving_environment(service_env: dict[str, str]) -> dict[str, str]:
+def serving_environment(service_env: Mapping[str, str]) -> dict[str, str]:
     """The app-server settings of a Service's container (``shared.server``'s serving model), for its local run."""
     from shared.server import DEFAULT_THREADS, DEFAULT_WORKERS
 

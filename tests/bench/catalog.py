@@ -63,10 +63,13 @@ def latency_rows(label: str, function: Served, run_sql: Callable[[Query], Any], 
     ours: dict[bool, list[float]] = {False: [], True: []}
     theirs: dict[bool, list[float]] = {False: [], True: []}
     for i, query in enumerate(queries):
-        steps = [(lambda: http_query(client, query), ours), (lambda: run_sql(query), theirs)]
+        steps: list[tuple[Callable[[Query], Any], dict[bool, list[float]]]] = [
+            (lambda q: http_query(client, q), ours),
+            (run_sql, theirs),
+        ]
         for operation, times in steps if i % 2 == 0 else reversed(steps):
             started = time.perf_counter()
-            operation()
+            operation(query)
             times[query.count].append((time.perf_counter() - started) * 1000)
     client.close()
     rows: Rows = []
@@ -191,7 +194,7 @@ def bench_postgres(url: str, entries: int, queries: list[Query], workdir: Path) 
         conn.execute("SET jit = off")  # as the store's connections run
 
         def run_sql(query: Query) -> list[Any]:
-            return [conn.execute(sql, params).fetchall() for sql, params in query.sql("postgis")]  # type: ignore[call-overload]
+            return [conn.execute(sql, params).fetchall() for sql, params in query.sql("postgis")]
 
         with served("odata", settings, workdir / "odata-postgis.log", serving_override()) as function:
             rows = [(f"{label}: catalog ready in s (cached when 0)", built if built > 5 else 0.0, 0.0)]

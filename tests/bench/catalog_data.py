@@ -2,7 +2,7 @@
 
 Every sample manifest of ``../shared/samples`` with a polygon footprint is a *template*: its product type,
 its footprint's shape (slanted S1 swaths, S2 100 km tiles, wide S3 stripes), its sensing duration and its
-attributes (10–25 typed PRIP attributes each). A synthetic entry copies one template, moves its footprint
+attributes (10-25 typed PRIP attributes each). A synthetic entry copies one template, moves its footprint
 to a random place (5% near a pole, some across the antimeridian, split there as ingestion splits them),
 sets its sensing start somewhere in one year (in sensing order, as an archive is loaded) and jitters the
 attributes that differ between products (orbit numbers, cloud cover, tile ids).
@@ -31,7 +31,7 @@ T0 = datetime(2024, 1, 1, tzinfo=UTC)
 YEAR_S = 365 * 86400
 BATCH = 5_000
 VERSION = 2  # of the generator: a cached catalog of another version is rebuilt
-POLAR_SHARE = 0.05  # entries moved to 65–85° north or south
+POLAR_SHARE = 0.05  # entries moved to 65-85° north or south
 MISSION_SHARES = {"S1": 0.45, "S2": 0.35, "S3": 0.20}  # of the entries; S2's tiles are many and small
 
 
@@ -87,7 +87,7 @@ def templates() -> tuple[Template, ...]:
             Template(
                 name=name,
                 mission=product.mission,
-                satellite=product.satellite,
+                satellite=product.satellite or "",
                 product_type=product.product_type,
                 level=product.level,
                 family=product.family,

@@ -98,7 +98,7 @@ def function_seconds(name: str, settings: Settings, workdir: Path) -> float:
 class _Sink(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.send_response(202)
         self.send_header("Content-Length", "0")
@@ -114,8 +114,8 @@ def run(repeats: int | None = None) -> list[tuple[str, float, float]]:
     path = catalog_data.sqlite_catalog(QUERY_ENTRIES)
     sink = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
     threading.Thread(target=sink.serve_forever, daemon=True).start()
-    sink_url = f"http://127.0.0.1:{sink.server_port}/"
-    settings = Settings(catalog_url=f"sqlite:///{path}", event_secret=SECRET, **{"K_SINK": sink_url})
+    settings = Settings(catalog_url=f"sqlite:///{path}", event_secret=SECRET)
+    settings.sink = f"http://127.0.0.1:{sink.server_port}/"  # K_SINK, as Knative injects it
     names = sorted(load_topology(KNATIVE_DIR).services)
     samples: dict[str, list[float]] = {name: [] for name in ["hello", *names]}
     try:

@@ -1,7 +1,7 @@
 """Varied catalog queries as PRIP clients send them, each with the hand-written SQL for the same answer.
 
-Every query names a product type, a sensing window of 1–30 days somewhere in the benchmark's year and an
-area of 2°–40° (a box drawn as a polygon), with ``$top=100``; half ask ``$count=true``, a third order by
+Every query names a product type, a sensing window of 1-30 days somewhere in the benchmark's year and an
+area of 2°-40° (a box drawn as a polygon), with ``$top=100``; half ask ``$count=true``, a third order by
 sensing time (newest first). The literals differ from query to query (times to the second, coordinates
 to 1e-4°), so no two ``$filter`` are alike and none is answered from a parse cache.
 
