@@ -3,8 +3,11 @@ document and the CSDL ``$metadata`` (namespace ``OData.CSC``, reference §4.1, C
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from shared.catalog.filters import NEVER_EVICTED
 from shared.catalog.model import CatalogEntry, attribute_value_type
@@ -61,11 +64,20 @@ def _position(position: list[float]) -> str:
 
 
 def _positions(positions: list[list[float]]) -> str:
-    return "(" + ", ".join(_position(p) for p in positions) + ")"
+    # orjson writes the shortest round-trip form, as repr does, except where repr uses an exponent (below
+    # 1e-4: orjson writes 0.00005, repr 5e-05), which a footprint's degrees rarely need: those the slow way.
+    text = orjson.dumps(positions).decode()
+    if "e" in text or "0.0000" in text:
+        return "(" + ", ".join(_position(p) for p in positions) + ")"
+    text = text[2:-2].replace("],[", "|").replace(",", " ").replace("|", ", ")
+    return "(" + _WHOLE.sub("", text) + ")"
 
 
 def _rings(rings: list[list[list[float]]]) -> str:
     return "(" + ", ".join(_positions(ring) for ring in rings) + ")"
+
+
+_WHOLE = re.compile(r"\.0(?=[ ,]|$)")  # 12.0 -> 12, as _number writes it
 
 
 def _number(value: float) -> str:
