@@ -19,8 +19,8 @@ one worker per core of their pod (``WORKERS=2``, the prod limit is 2 CPUs) with 
 serves at once, and the autoscaling target sits below it. Event functions spend their time waiting on S3
 and the broker: one worker, more threads. The function's module is imported once, before the workers fork;
 each worker builds its own ports (catalog pool, clients) at its first request. A worker's catalog pool holds
-one connection per thread (``REFSYS_CATALOG_POOL_SIZE`` defaults to ``THREADS``), each with a SQLite page
-cache of ``REFSYS_CATALOG_SQLITE_CACHE_MIB``: that bounds the worker's memory.
+up to ``REFSYS_CATALOG_POOL_SIZE`` connections (4: one per thread of a query function; more threads wait
+for one), each with a SQLite page cache of ``REFSYS_CATALOG_SQLITE_CACHE_MIB`` (8): that bounds its memory.
 """
 
 from __future__ import annotations
@@ -92,7 +92,6 @@ def main(argv: list[str] | None = None) -> None:
     # functions-framework's gunicorn application reads WORKERS and THREADS itself; ours are the defaults.
     os.environ.setdefault("WORKERS", str(DEFAULT_WORKERS))
     os.environ.setdefault("THREADS", str(DEFAULT_THREADS))
-    os.environ.setdefault("REFSYS_CATALOG_POOL_SIZE", os.environ["THREADS"])  # one connection per thread
 
     from functions_framework._http.gunicorn import GunicornApplication
 
