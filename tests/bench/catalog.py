@@ -11,8 +11,8 @@ Rows: p50/p95/p99 of one client and their ratio to the SQL; throughput and laten
 concurrent clients (ratios to one client); each worker's resident memory after 1,000 varied queries and
 after a 32-client burst; the client's own CPU (it shares the 2 cores).
 
-Sizes: ``REFSYS_BENCH_SQLITE_ENTRIES`` (default 1,000,000) and ``REFSYS_BENCH_POSTGIS_ENTRIES`` (default 0:
-none); ``REFSYS_BENCH_POSTGRES_URL`` names the PostGIS database (default: a throwaway server, rebuilt every
+Sizes: ``REFSYS_BENCH_SQLITE_ENTRIES`` (default 1,000,000) and ``REFSYS_BENCH_POSTGIS_ENTRIES`` (default
+200,000; 0: none); ``REFSYS_BENCH_POSTGRES_URL`` names the PostGIS database (default: a throwaway server, rebuilt every
 run). Built catalogs are cached (``catalog_data.data_dir()``). ``REFSYS_BENCH_QUERIES`` (default 200) sets the
 single-client sample, ``REFSYS_BENCH_WORKERS`` / ``REFSYS_BENCH_THREADS`` override the Service's serving model.
 """
@@ -95,7 +95,8 @@ def concurrency_rows(label: str, function: Served) -> Rows:
             single = (throughput, p95)
         rows.append((f"{label} {clients} clients: requests/s", throughput, throughput / single[0]))
         rows.append((f"{label} {clients} clients: p95 ms", p95, p95 / single[1]))
-        rows.append((f"{label} {clients} clients: CPU of client / server (cores)", client_cpu, server_cpu))
+        rows.append((f"{label} {clients} clients: CPU cores used by the function", server_cpu, 0.0))
+        rows.append((f"{label} {clients} clients: CPU cores used by the client", client_cpu, 0.0))
     return rows
 
 
@@ -136,9 +137,8 @@ def _concurrent(function: Served, clients: int, queries: list[Query]) -> tuple[f
     return len(latencies) / elapsed, percentiles(latencies)[1], client_cpu, server
 
 
-def memory_rows(label: str, function: Served) -> Rows:
-    """Largest worker RSS after 1,000 varied queries, then after a 32-client burst (ratio: to the start)."""
-    start = max(function.worker_rss_mib())
+def memory_rows(label: str, function: Served, start: float) -> Rows:
+    """Largest worker RSS after 1,000 varied queries, then after a 32-client burst (``start``: when it answered)."""
     client = Client(function.port)
     for query in varied_queries(MEMORY_QUERIES, seed=5000):
         http_query(client, query)
@@ -147,7 +147,8 @@ def memory_rows(label: str, function: Served) -> Rows:
     _concurrent(function, 32, varied_queries(4000, seed=6000))
     after_burst = max(function.worker_rss_mib())
     return [
-        (f"{label} worker RSS MiB after {MEMORY_QUERIES:,} varied queries (start {start:.0f})", after_queries, 0.0),
+        (f"{label} worker RSS MiB once answering /healthz", start, 0.0),
+        (f"{label} worker RSS MiB after {MEMORY_QUERIES:,} varied queries", after_queries, 0.0),
         (f"{label} worker RSS MiB after a 32-client burst", after_burst, 0.0),
     ]
 
@@ -173,10 +174,11 @@ def bench_sqlite(entries: int, queries: list[Query], workdir: Path) -> Rows:
 
     try:
         with served("odata", settings, workdir / "odata-sqlite.log", serving_override()) as function:
-            rows = [(f"{label}: serving model WORKERS x THREADS", _model(function), 0.0)]
+            start = max(function.worker_rss_mib())
+            rows = [(f"{label}: requests one function serves at once ({_model(function)})", _slots(function), 0.0)]
             rows += latency_rows(label, function, run_sql, queries)
             rows += concurrency_rows(label, function)
-            rows += memory_rows(label, function)
+            rows += memory_rows(label, function, start)
             return rows
     finally:
         conn.close()
@@ -197,15 +199,20 @@ def bench_postgres(url: str, entries: int, queries: list[Query], workdir: Path) 
             return [conn.execute(sql, params).fetchall() for sql, params in query.sql("postgis")]
 
         with served("odata", settings, workdir / "odata-postgis.log", serving_override()) as function:
-            rows = [(f"{label}: catalog ready in s (cached when 0)", built if built > 5 else 0.0, 0.0)]
+            start = max(function.worker_rss_mib())
+            rows = [(f"{label}: catalog built in s (0: cached)", built if built > 5 else 0.0, 0.0)]
             rows += latency_rows(label, function, run_sql, queries)
             rows += concurrency_rows(label, function)
-            rows += memory_rows(label, function)
+            rows += memory_rows(label, function, start)
             return rows
 
 
-def _model(function: Served) -> float:
-    return int(function.serving["WORKERS"]) * 100 + int(function.serving["THREADS"])  # e.g. 204: 2 x 4
+def _model(function: Served) -> str:
+    return f"{function.serving['WORKERS']} workers x {function.serving['THREADS']} threads"
+
+
+def _slots(function: Served) -> float:
+    return int(function.serving["WORKERS"]) * int(function.serving["THREADS"])
 
 
 def run(
@@ -215,7 +222,7 @@ def run(
     if sqlite_entries is None:
         sqlite_entries = int(os.environ.get("REFSYS_BENCH_SQLITE_ENTRIES", "1000000"))
     if postgres_entries is None:
-        postgres_entries = int(os.environ.get("REFSYS_BENCH_POSTGIS_ENTRIES", "0"))
+        postgres_entries = int(os.environ.get("REFSYS_BENCH_POSTGIS_ENTRIES", "200000"))
     postgres_url = postgres_url or os.environ.get("REFSYS_BENCH_POSTGRES_URL") or None
     queries = varied_queries(int(os.environ.get("REFSYS_BENCH_QUERIES", "200")))
     assert len({q.filter for q in queries}) == len(queries), "every measured $filter is distinct"
