@@ -14,13 +14,16 @@ Serving model (stated once here; docs/performance.md has the measurements): guni
 processes of ``THREADS`` threads each, set per function in its Knative Service (the embedded platform reads
 the same values). A request holds the GIL for most of its time (parsing, JSON, shapely), so threads of one
 process share one core; only processes use a second core. The query functions (odata, stac) therefore run
-one worker per core of their pod (``WORKERS=2``, the prod limit is 2 CPUs) with 4 threads each, whose waits
-(SQLite, PostgreSQL, sockets) overlap; ``containerConcurrency`` is ``WORKERS x THREADS``, the most one pod
-serves at once, and the autoscaling target sits below it. Event functions spend their time waiting on S3
-and the broker: one worker, more threads. The function's module is imported once, before the workers fork;
-each worker builds its own ports (catalog pool, clients) at its first request. A worker's catalog pool holds
-up to ``REFSYS_CATALOG_POOL_SIZE`` connections (4: one per thread of a query function; more threads wait
-for one), each with a SQLite page cache of ``REFSYS_CATALOG_SQLITE_CACHE_MIB`` (8): that bounds its memory.
+one worker per core of their pod (``WORKERS=2``, the prod limit is 2 CPUs) with 2 threads each, whose
+waits (SQLite, PostgreSQL, sockets) overlap; more threads added no throughput and each request in flight
+holds a page of up to 4 MB of JSON and its objects (4 threads: 166 MiB per worker after a burst, 2: 117).
+``containerConcurrency`` is ``WORKERS x THREADS``, the most one pod serves at once, and the autoscaling
+target sits below it. Event functions spend their time waiting on S3 and the broker: one worker, more
+threads. The function's module is imported once, before the workers fork; each worker builds its own
+ports (catalog pool, clients) at its first request. A worker's catalog pool holds up to
+``REFSYS_CATALOG_POOL_SIZE`` connections (4), each with a SQLite page cache of
+``REFSYS_CATALOG_SQLITE_CACHE_MIB`` (8); with glibc's allocator bounded (``bound_malloc``) that bounds
+its memory.
 """
 
 from __future__ import annotations
@@ -34,6 +37,10 @@ from typing import Any
 KEEPALIVE_SECONDS = 120  # beyond the 90 s Go clients keep an idle connection
 DEFAULT_WORKERS = 1  # a Service that sets no WORKERS (see the module's text)
 DEFAULT_THREADS = 4
+# mallopt(3) parameters of glibc (see bound_malloc).
+M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8
+MALLOC_ARENAS = 2
+MMAP_THRESHOLD_BYTES = 128 * 1024
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -79,6 +86,25 @@ def create_app(target: str, source: str) -> Any:
     return app
 
 
+def bound_malloc() -> None:
+    """glibc's allocator tuned so that a worker gives memory back: at most 2 arenas (not 8 per core, one per
+    busy thread), and blocks of 128 KiB and more (a page of 100 products is up to 4 MB of JSON) mapped
+    and unmapped as they come and go, instead of glibc raising that threshold to 32 MiB after the first
+    such free and keeping them in a fragmented heap. Measured in docs/performance.md (memory)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        mallopt = libc.mallopt if libc is not None else None
+    except (OSError, AttributeError):  # not glibc (musl, macOS): its own defaults
+        return
+    if mallopt is not None:
+        mallopt(M_ARENA_MAX, MALLOC_ARENAS)
+        mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m shared.server", description=__doc__.split("\n\n")[0])
     parser.add_argument("--target", default=os.environ.get("FUNCTION_TARGET"))
@@ -99,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     from shared.settings import get_settings
 
     configure_logging(get_settings().log_level, function=os.environ.get("K_SERVICE") or args.target)
+    bound_malloc()  # before the workers fork: they inherit it
     app = create_app(args.target, args.source)
     # functions-framework's own gunicorn application (its thread count, no request-line limit), our keep-alive.
     GunicornApplication(app, args.host, args.port, False, keepalive=KEEPALIVE_SECONDS, accesslog=None).run()
