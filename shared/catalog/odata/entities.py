@@ -3,7 +3,6 @@ document and the CSDL ``$metadata`` (namespace ``OData.CSC``, reference §4.1, C
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Any
 
