@@ -22,7 +22,7 @@ target sits below it. Event functions spend their time waiting on S3 and the bro
 threads. The function's module is imported once, before the workers fork; each worker builds its own
 ports (catalog pool, clients) at its first request. A worker's catalog pool holds up to
 ``REFSYS_CATALOG_POOL_SIZE`` connections (4), each with a SQLite page cache of
-``REFSYS_CATALOG_SQLITE_CACHE_MIB`` (8); with glibc's allocator bounded (``bound_malloc``) that bounds
+``REFSYS_CATALOG_SQLITE_CACHE_MIB`` (4); with glibc's allocator bounded (``bound_malloc``) that bounds
 its memory.
 """
 

@@ -45,7 +45,7 @@ class Settings(BaseSettings):
         4, ge=1, le=64, description="Catalog connections per process; match the worker's THREADS (shared/server.py)"
     )
     catalog_sqlite_cache_mib: int = Field(
-        8, ge=1, le=4096, description="SQLite page cache per connection (MiB): pool size x this bounds the cache"
+        4, ge=1, le=4096, description="SQLite page cache per connection (MiB): pool size x this bounds the cache"
     )
 
     # Events: where a function posts those it makes besides its reply (Knative injects K_SINK).

@@ -21,7 +21,7 @@ class StoreTuning:
     """What bounds a store's memory in one process (settings ``catalog_pool_size``, ``catalog_sqlite_cache_mib``)."""
 
     max_connections: int = 4
-    sqlite_cache_mib: int = 8  # per connection; the PostgreSQL backend has no client-side page cache
+    sqlite_cache_mib: int = 4  # per connection; the PostgreSQL backend has no client-side page cache
 
 
 class ConnectionPool(Generic[C]):
