@@ -28,9 +28,11 @@ def object_store() -> ObjectStore:
 
 @lru_cache(maxsize=1)
 def catalog() -> CatalogStore:
-    from shared.catalog.store import open_catalog
+    from shared.catalog.store import StoreTuning, open_catalog
 
-    return open_catalog(get_settings().catalog_url)
+    settings = get_settings()
+    tuning = StoreTuning(max_connections=settings.catalog_pool_size, sqlite_cache_mib=settings.catalog_sqlite_cache_mib)
+    return open_catalog(settings.catalog_url, tuning)
 
 
 @lru_cache(maxsize=1)

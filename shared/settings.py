@@ -39,6 +39,14 @@ class Settings(BaseSettings):
     catalog_url: str = Field(
         "sqlite:///.refsys/catalog.db", description="One database for every function; PostgreSQL + PostGIS on a cluster"
     )
+    # Catalog memory: a function process (one app-server worker) keeps at most this many catalog connections,
+    # each with its SQLite page cache; together they bound its memory (docs/performance.md).
+    catalog_pool_size: int = Field(
+        4, ge=1, le=64, description="Catalog connections per process; match the worker's THREADS (shared/server.py)"
+    )
+    catalog_sqlite_cache_mib: int = Field(
+        4, ge=1, le=4096, description="SQLite page cache per connection (MiB): pool size x this bounds the cache"
+    )
 
     # Events: where a function posts those it makes besides its reply (Knative injects K_SINK).
     sink: str | None = Field(

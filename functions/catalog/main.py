@@ -11,7 +11,6 @@ from events import EventData, ProductCataloged, ProductIngested
 from events.processing import JobCompleted
 from shared import ports
 from shared.catalog.api import handle_query, json_errors
-from shared.catalog.cataloging import Cataloguer
 from shared.processing.lineage import LineageStore, mark_produced
 from shared.runtime import event_endpoint
 from shared.security.access import VIEWER, access_policy
@@ -30,6 +29,8 @@ def _on(event: ProductIngested | JobCompleted) -> EventData | None:
         for output in event.outputs:
             mark_produced(ports.catalog(), _lineage(), output.name)
         return None
+    from shared.catalog.cataloging import Cataloguer  # boto3, shapely: events only, not the queries
+
     reply = Cataloguer(ports.object_store(), ports.catalog(), get_settings()).on_product_ingested(event)
     if isinstance(reply, ProductCataloged):
         mark_produced(ports.catalog(), _lineage(), reply.product.name)

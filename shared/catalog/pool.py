@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from shared.catalog.errors import CatalogUnavailable
@@ -13,6 +14,14 @@ from shared.catalog.errors import CatalogUnavailable
 log = logging.getLogger(__name__)
 
 C = TypeVar("C")
+
+
+@dataclass(frozen=True)
+class StoreTuning:
+    """What bounds a store's memory in one process (settings ``catalog_pool_size``, ``catalog_sqlite_cache_mib``)."""
+
+    max_connections: int = 4
+    sqlite_cache_mib: int = 4  # per connection; the PostgreSQL backend has no client-side page cache
 
 
 class ConnectionPool(Generic[C]):

@@ -28,7 +28,7 @@ from shared.catalog.model import (
     canonical_json,
     parse_geometry,
 )
-from shared.catalog.pool import ConnectionPool
+from shared.catalog.pool import ConnectionPool, StoreTuning
 from shared.catalog.postgres_rows import (
     CONTENT_COLUMNS,
     ID_KEY,
@@ -165,7 +165,8 @@ def _location(url: str) -> str:
 class PostgresCatalog:
     """CatalogStore on PostgreSQL + PostGIS."""
 
-    def __init__(self, url: str, *, max_connections: int = 8) -> None:
+    def __init__(self, url: str, tuning: StoreTuning | None = None) -> None:
+        max_connections = (tuning or StoreTuning()).max_connections
         self._location = _location(url)
         given = conninfo_to_dict(url)
         self._conninfo = make_conninfo(url, **{k: v for k, v in _CONNECT_DEFAULTS.items() if k not in given})
@@ -173,7 +174,7 @@ class PostgresCatalog:
             self._connect,
             lambda conn: conn.close(),
             max_size=max_connections,
-            max_idle=min(4, max_connections),
+            max_idle=max_connections,
             broken_errors=_CONNECTION_ERRORS,
         )
         try:

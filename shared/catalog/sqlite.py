@@ -27,7 +27,7 @@ from shared.catalog.errors import SQLITE_LIMIT_ERRORS, CatalogUnavailable, Query
 from shared.catalog.filters import Filter, Selection
 from shared.catalog.migrations import COMPONENT, load_migrations
 from shared.catalog.model import CatalogEntry, ProductQuery, ProductTypeSummary, format_utc, parse_geometry
-from shared.catalog.pool import ConnectionPool
+from shared.catalog.pool import ConnectionPool, StoreTuning
 from shared.catalog.sqlboxes import certainly_passing
 from shared.catalog.sqlfilter import (
     SQLITE,
@@ -194,7 +194,9 @@ class _Checkpointer:
 class SqliteCatalog:
     """CatalogStore on a SQLite file (or memory)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, tuning: StoreTuning | None = None) -> None:
+        tuning = tuning or StoreTuning()
+        self._cache_kib = tuning.sqlite_cache_mib * 1024
         self._path = sqlite_path(url)
         memory = self._path == MEMORY
         if not memory:
@@ -202,8 +204,8 @@ class SqliteCatalog:
         self._pool: ConnectionPool[sqlite3.Connection] = ConnectionPool(
             self._connect,
             lambda conn: conn.close(),
-            max_size=1 if memory else 8,
-            max_idle=1 if memory else 4,
+            max_size=1 if memory else tuning.max_connections,
+            max_idle=1 if memory else tuning.max_connections,
             broken_errors=(),  # SQLite connections do not break; errors are per statement
         )
         self._checkpointer = _Checkpointer(self._path, self._checkpoint)
@@ -399,9 +401,8 @@ class SqliteCatalog:
                 conn.execute("PRAGMA wal_autocheckpoint = 0")  # the store's _Checkpointer does them
                 conn.execute(f"PRAGMA journal_size_limit = {CHECKPOINT_BYTES}")
             conn.execute("PRAGMA foreign_keys = ON")
-            # 64 MiB of page cache instead of 2: the indexes of a bulk load (random ids and names)
-            # and of a query stay in memory instead of being read again from the OS.
-            conn.execute("PRAGMA cache_size = -65536")
+            # The page cache bounds a connection's memory (StoreTuning); beyond it pages come from the OS cache.
+            conn.execute(f"PRAGMA cache_size = -{self._cache_kib}")
             # The exact spatial test of compiled filters (after the grid prefilter).
             conn.create_function("refsys_spatial", 3, spatial_udf, deterministic=True)
         except BaseException:

@@ -15,8 +15,9 @@ from typing import Protocol
 from shared.catalog.errors import CatalogUnavailable
 from shared.catalog.filters import Filter, Selection
 from shared.catalog.model import CatalogEntry, ProductQuery, ProductTypeSummary
+from shared.catalog.pool import StoreTuning
 
-# URL scheme -> "module:Class" of the backend; each class is built from the URL alone.
+# URL scheme -> "module:Class" of the backend; each class is built from the URL, and a StoreTuning when given.
 BACKENDS: dict[str, str] = {
     "sqlite": "shared.catalog.sqlite:SqliteCatalog",
     "postgresql": "shared.catalog.postgres:PostgresCatalog",
@@ -70,12 +71,13 @@ class CatalogStore(Protocol):
     def close(self) -> None: ...
 
 
-def open_catalog(url: str) -> CatalogStore:
+def open_catalog(url: str, tuning: StoreTuning | None = None) -> CatalogStore:
     """Open (and migrate) the catalog at ``url``.
 
     ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``, ``sqlite:///:memory:``,
     ``postgresql://user@host:port/db`` (or ``postgres://``). Raises CatalogUnavailable when the
-    database cannot be reached, ValueError for a URL it does not understand.
+    database cannot be reached, ValueError for a URL it does not understand. ``tuning`` bounds the
+    connections and the SQLite page cache (default ``StoreTuning()``; functions pass their settings).
     """
     scheme, sep, _ = url.partition("://")
     if not sep:
@@ -86,8 +88,9 @@ def open_catalog(url: str) -> CatalogStore:
             f"unsupported catalog URL scheme {scheme!r} in {url!r}; expected one of {', '.join(sorted(BACKENDS))}"
         )
     module, _, name = backend.partition(":")
-    store: CatalogStore = getattr(importlib.import_module(module), name)(url)
+    backend_class = getattr(importlib.import_module(module), name)
+    store: CatalogStore = backend_class(url) if tuning is None else backend_class(url, tuning)
     return store
 
 
-__all__ = ["BACKENDS", "CatalogStore", "CatalogUnavailable", "open_catalog"]
+__all__ = ["BACKENDS", "CatalogStore", "CatalogUnavailable", "StoreTuning", "open_catalog"]

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -72,7 +73,7 @@ class FunctionServer:
     target: str
     source: Path
     port: int
-    threads: str
+    serving: dict[str, str]  # WORKERS and THREADS of its Knative Service (shared.server's serving model)
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -166,7 +167,7 @@ class EmbeddedPlatform:
                     target=env.get("FUNCTION_TARGET", service.name),
                     source=REPO_ROOT / env.get("FUNCTION_SOURCE", f"functions/{service.name}/main.py"),
                     port=held.getsockname()[1],
-                    threads=env.get("THREADS", "4"),
+                    serving=serving_environment(env),
                 )
             self.seaweed = SeaweedFS(
                 self.data_dir / "s3",
@@ -332,20 +333,10 @@ class EmbeddedPlatform:
         self._start_function(server, self.settings)
 
     def _start_function(self, server: FunctionServer, settings: Settings) -> None:
-        env = {
-            **os.environ,
-            **{
-                f"REFSYS_{k.upper()}": str(v) for k, v in settings.model_dump(exclude={"sink"}).items() if v is not None
-            },
-            "K_SINK": self.broker.ingress_url,
-            "THREADS": server.threads,
-            "K_SERVICE": server.name,  # as Knative names it: on every log line
-            "PYTHONUNBUFFERED": "1",
-        }
+        env = function_environment(settings, server.serving, server.name, self.broker.ingress_url)
         log_file = (self.data_dir / "logs" / f"{server.name}.log").open("ab")
         server.process = subprocess.Popen(
-            [sys.executable, "-m", "shared.server", "--source", str(server.source), "--target", server.target,
-             "--host", "127.0.0.1", "--port", str(server.port)],
+            function_command(server.source, server.target, server.port),
             env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=self.data_dir,
             # Own session, so Ctrl-C reaches `refsys up` only and it stops the functions in order; then
             # they must be told to die with it. gunicorn's workers exit when their master dies.
@@ -371,6 +362,35 @@ class EmbeddedPlatform:
             if pending and time.monotonic() > deadline:
                 raise TimeoutError(f"not answering after {timeout:.0f} s: {', '.join(sorted(pending))}")
             time.sleep(0.1)
+
+
+def function_command(source: Path, target: str, port: int) -> list[str]:
+    """How the platform starts a function: ``shared.server``, as the Knative Service's container does
+    (the benchmarks start functions with it too, so what they measure is what runs)."""
+    return [sys.executable, "-m", "shared.server", "--source", str(source), "--target", target,
+            "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+
+
+def serving_environment(service_env: Mapping[str, str]) -> dict[str, str]:
+    """The app-server settings of a Service's container (``shared.server``'s serving model), for its local run."""
+    from shared.server import DEFAULT_THREADS, DEFAULT_WORKERS
+
+    return {
+        "WORKERS": service_env.get("WORKERS", str(DEFAULT_WORKERS)),
+        "THREADS": service_env.get("THREADS", str(DEFAULT_THREADS)),
+    }
+
+
+def function_environment(settings: Settings, serving: dict[str, str], name: str, sink: str) -> dict[str, str]:
+    """The environment of a function's process: this one's, the settings as ``REFSYS_*``, its serving model."""
+    return {
+        **os.environ,
+        **{f"REFSYS_{k.upper()}": str(v) for k, v in settings.model_dump(exclude={"sink"}).items() if v is not None},
+        "K_SINK": sink,
+        **serving,
+        "K_SERVICE": name,  # as Knative names it: on every log line
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 def _credentials(data_dir: Path) -> tuple[str, str]:

@@ -18,13 +18,38 @@
   :func:`reinflate_samples`) and many products of a real shape (:func:`write_real_shape`).
 """
 
-from shared.products.families import FAMILIES, bucket_for
-from shared.products.integrity import IntegrityReport, open_product, verify_product
-from shared.products.manifest import DataObject, ManifestError, read_inventory
-from shared.products.metadata import ProductMetadata, extract_metadata, metadata_from_name
-from shared.products.naming import ProductName, UnknownProduct, recognise, root_of
-from shared.products.reinflate import reinflate, reinflate_samples, sample_products, write_real_shape
-from shared.products.synthetic import write_product
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shared.products.families import FAMILIES, bucket_for
+    from shared.products.integrity import IntegrityReport, open_product, verify_product
+    from shared.products.manifest import DataObject, ManifestError, read_inventory
+    from shared.products.metadata import ProductMetadata, extract_metadata, metadata_from_name
+    from shared.products.naming import ProductName, UnknownProduct, recognise, root_of
+    from shared.products.reinflate import reinflate, reinflate_samples, sample_products, write_real_shape
+    from shared.products.synthetic import write_product
+
+# Imported on first use (PEP 562): importing one module of the package (the STAC mapping, the names) must not
+# load them all; metadata and integrity bring shapely and numpy (~110 ms of a function's cold start).
+_WHERE = {
+    "FAMILIES": "families", "bucket_for": "families",
+    "IntegrityReport": "integrity", "open_product": "integrity", "verify_product": "integrity",
+    "DataObject": "manifest", "ManifestError": "manifest", "read_inventory": "manifest",
+    "ProductMetadata": "metadata", "extract_metadata": "metadata", "metadata_from_name": "metadata",
+    "ProductName": "naming", "UnknownProduct": "naming", "recognise": "naming", "root_of": "naming",
+    "reinflate": "reinflate", "reinflate_samples": "reinflate", "sample_products": "reinflate",
+    "write_real_shape": "reinflate",
+    "write_product": "synthetic",
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "FAMILIES",

@@ -16,10 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shared.products.metadata import AttributeValue, ProductMetadata
-from shared.products.naming import ProductName
+if TYPE_CHECKING:  # metadata reads footprints with shapely: the STAC API's item pages never need it
+    from shared.products.metadata import AttributeValue, ProductMetadata
+    from shared.products.naming import ProductName
 
 STAC_VERSION = "1.1.0"
 EXTENSIONS = {

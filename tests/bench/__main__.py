@@ -41,10 +41,10 @@ def in_tmp(run: Callable[[Path], Rows]) -> Callable[[], Rows]:
 
 # name: (title, unit, measure), in the order `make bench` runs them
 BENCHMARKS: dict[str, tuple[str, str, Callable[[], Rows]]] = {
-    "cold_start": ("Cold start: process start to first answered request (median of 5)", "seconds", cold_start.run),
+    "cold_start": ("Cold start: spawn to first real answer (median of 5)", "seconds", cold_start.run),
     "broker": ("Local broker: 500 events, one Trigger, a subscriber answering 202", "events/s", in_tmp(broker.run)),
     "selection": ("Selection policies over 100,000 auxiliary entries", "seconds", selection.run_all),
-    "catalog": ("Catalog OData queries against hand-written SQL", "value", catalog.run),
+    "catalog": ("Catalog OData queries over HTTP against hand-written SQL; clients; memory", "value", catalog.run),
     "ingest": ("Ingestion of real product shapes on the embedded platform", "value", in_tmp(ingest.run)),
     "transfer": ("Execution wrapper's download + upload against boto3's own", "value", in_tmp(transfer.run)),
     "chains": ("Processing chains from upload to final products, by step", "value", in_tmp(chains.run)),

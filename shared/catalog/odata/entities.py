@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from shared.catalog.filters import NEVER_EVICTED
 from shared.catalog.model import CatalogEntry, attribute_value_type
 
@@ -45,15 +47,41 @@ def wkt(geojson: dict[str, Any]) -> str:
         return f"{kind.upper()} EMPTY"
     if kind == "Point":
         body = "(" + _position(coordinates) + ")"
-    elif kind == "LineString":
-        body = _positions(coordinates)
     elif kind == "MultiPoint":
         body = "(" + ", ".join("(" + _position(point) + ")" for point in coordinates) + ")"
+    elif (fast := _nested(kind, coordinates)) is not None:
+        body = fast
+    elif kind == "LineString":
+        body = _positions(coordinates)
     elif kind in ("Polygon", "MultiLineString"):
         body = _rings(coordinates)
     else:  # MultiPolygon
         body = "(" + ", ".join(_rings(polygon) for polygon in coordinates) + ")"
     return f"{kind.upper()} {body}"
+
+
+# A footprint of S1 wave mode is a hundred small polygons of 5 points: written as one text by orjson and
+# reshaped by plain replacements (separators of each depth marked, then rewritten), 10 times faster.
+_DEPTHS = {"LineString": 2, "Polygon": 3, "MultiLineString": 3, "MultiPolygon": 4}
+_MARKS = ("\x00", "\x01", "\x02")  # between positions, rings, polygons
+
+
+def _nested(kind: str, coordinates: list[Any]) -> str | None:
+    """Lines, rings or polygons in WKT; None where orjson writes a number otherwise than repr does (an
+    exponent, or a value below 1e-4, where repr writes one): those go the slow way."""
+    text = orjson.dumps(coordinates).decode()
+    if "e" in text or "0.0000" in text:
+        return None
+    depth = _DEPTHS[kind]
+    for level in range(depth - 2, -1, -1):  # the deepest separator first: "]]],[[[" holds "],["
+        text = text.replace("]" * (level + 1) + ",[" + "[" * level, _MARKS[level])
+    text = text[depth:-depth].replace(",", " ")
+    for level in range(depth - 1):
+        text = text.replace(_MARKS[level], ")" * level + ", " + "(" * level)
+    text = text.replace(".0 ", " ").replace(".0,", ",").replace(".0)", ")")
+    if text.endswith(".0"):
+        text = text[:-2]
+    return "(" * (depth - 1) + text + ")" * (depth - 1)
 
 
 def _position(position: list[float]) -> str:

@@ -89,10 +89,14 @@ def parse_filter(text: str) -> Filter:
     if not text.strip():
         raise BadFilter("$filter is empty")
     try:
-        tree = parse(text)
+        tree = parse(text, positions=False)
     except UnexpectedInput as exc:
         raise BadFilter(_syntax_message(text, exc)) from None
-    return _Translator().boolean(tree, None, 1)
+    try:
+        return _Translator().boolean(tree, None, 1)
+    except BadFilter:
+        # A valid filter needs no positions; a refused one is parsed again to say where it fails.
+        return _Translator().boolean(parse(text), None, 1)
 
 
 def _syntax_message(text: str, exc: UnexpectedInput) -> str:
