@@ -105,7 +105,12 @@ def share_metrics_between_workers() -> None:
 
     directory, server = tempfile.mkdtemp(prefix="refsys-metrics-"), os.getpid()
     os.environ[MULTIPROCESS_DIR] = directory
-    atexit.register(lambda: os.getpid() == server and shutil.rmtree(directory, ignore_errors=True))
+
+    def remove() -> None:
+        if os.getpid() == server:
+            shutil.rmtree(directory, ignore_errors=True)
+
+    atexit.register(remove)
 
 
 def create_app(target: str, source: str) -> Any:
