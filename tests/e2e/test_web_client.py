@@ -89,7 +89,11 @@ def all_products(platform: EmbeddedPlatform) -> dict[str, dict[str, Any]]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"no {CHROMIUM}: apt-get install chromium (.ci/run does)")
+        # As the PostgreSQL tests: skipped on a machine without it, a failure in CI (.ci/run installs it).
+        missing = f"no {CHROMIUM}: apt-get install chromium"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(missing)
+        pytest.skip(missing)
     with playwright_api.sync_playwright() as driver:
         launched = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield launched
