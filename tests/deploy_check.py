@@ -12,7 +12,9 @@ For each overlay (``knative/overlays/*``):
    Trigger, or is one of ``TERMINAL`` (said why);
 4. agreement with the settings: the ingest Trigger filters on the inbox bucket of ``refsys-settings``, and
    every event route into a function asks Knative's sender tokens for the audience the functions check;
-5. monitoring: a PodMonitor selects every function's pods at the port and path the function server serves
+5. serving: every Service's ``containerConcurrency`` is what its app server serves at once (WORKERS x THREADS),
+   and its autoscaling target no more;
+6. monitoring: a PodMonitor selects every function's pods at the port and path the function server serves
    (no PodMonitor CRD is in ``../shared/schemas`` yet: ``WITHOUT_SCHEMA`` lists the fields it may use).
 
 ``python -m tests.deploy_check [OVERLAY_DIR...]`` prints one line per overlay and exits 1 on any problem.
@@ -114,6 +116,7 @@ def problems(overlay: Path) -> list[str]:
         *_unrouted(overlay),
         *_disagreeing_with_settings(docs),
         *_unscraped(docs),
+        *_unserved(docs),
     ]
 
 
@@ -175,6 +178,24 @@ def _unscraped(docs: list[dict[str, Any]]) -> Iterator[str]:
             labels = {**(template.get("labels") or {}), "serving.knative.dev/service": name}
             if not any(_selects(m["spec"].get("selector") or {}, labels) for m in monitors):
                 yield f"Service {name}: no PodMonitor selects its pods (labels {labels})"
+
+
+def _unserved(docs: list[dict[str, Any]]) -> Iterator[str]:
+    """A pod is sent at most what its app server serves at once (``shared.server``'s serving model)."""
+    from shared.server import DEFAULT_THREADS, DEFAULT_WORKERS
+
+    for doc in docs:
+        if doc["kind"] != "Service" or "knative" not in doc["apiVersion"]:
+            continue
+        spec, annotations = doc["spec"]["template"]["spec"], doc["spec"]["template"]["metadata"]["annotations"]
+        for container in spec["containers"]:
+            env = {v["name"]: v.get("value") for v in container.get("env") or []}
+            slots = int(env.get("WORKERS", DEFAULT_WORKERS)) * int(env.get("THREADS", DEFAULT_THREADS))
+            if spec.get("containerConcurrency") != slots:
+                yield f"{_key(doc)}: containerConcurrency {spec.get('containerConcurrency')}, its server serves {slots}"
+            target = annotations.get("autoscaling.knative.dev/target")
+            if target is not None and float(target) > slots:
+                yield f"{_key(doc)}: autoscaling target {target} above the {slots} requests a pod serves"
 
 
 def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:

@@ -70,6 +70,18 @@ def test_a_scrape_that_misses_the_functions_or_a_stray_namespace_fails_the_check
     assert any("objects in 2 namespaces" in p for p in found), found
 
 
+def test_a_pod_sent_more_than_its_server_serves_fails_the_check(copy: Path) -> None:
+    service = copy / "base" / "services" / "odata.yaml"
+    service.write_text(service.read_text().replace("containerConcurrency: 4", "containerConcurrency: 16"))
+    stac = copy / "base" / "services" / "stac.yaml"
+    stac.write_text(
+        stac.read_text().replace('autoscaling.knative.dev/target: "3"', 'autoscaling.knative.dev/target: "9"')
+    )
+    found = problems(copy / "overlays" / "dev")
+    assert any("Service/refsys/odata: containerConcurrency 16, its server serves 4" in p for p in found), found
+    assert any("Service/refsys/stac: autoscaling target 9 above the 4 requests" in p for p in found), found
+
+
 def kustomization(directory: Path, body: dict, *objects: dict) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "kustomization.yaml").write_text(yaml.safe_dump(body))
