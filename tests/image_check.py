@@ -19,6 +19,7 @@ No engine runs on these machines, so the image is checked two ways:
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
 import shlex
 import shutil
@@ -118,8 +119,6 @@ def rule_problems(text: str) -> list[str]:
 
 
 def _exec_form(args: str) -> list[str]:
-    import json
-
     try:
         value = json.loads(args)
     except ValueError:

@@ -3,8 +3,9 @@ and ``/config.json``, which tells the client where the APIs are and how to log i
 
 Hashed asset names (``/assets/main-<hash>.js``) never change content: cached for a year, immutable.
 ``index.html`` names the current ones: revalidated on every load (``no-cache``, with an ``ETag``), so a
-new bundle is picked up at once. The files are read once, at the first request (under 1 MB), and text is
-gzipped then too, for browsers that accept it (the base map's 756 kB of borders travel as about a third).
+new bundle is picked up at once. The files are read once, at the first request (under 1 MB). Text is gzipped
+for browsers that accept it, each file at its own first such request (level 6: the base map's 756 kB of borders
+travel as 236 kB after 55 ms once; level 9 saved 3 % more for 400 ms).
 """
 
 from __future__ import annotations
@@ -36,11 +37,12 @@ class StaticFile:
     content_type: str
     etag: str
     cache: str
-    gzipped: bytes | None = None  # for text worth compressing
+    compressible: bool  # text worth gzipping
 
 
 COMPRESSIBLE = ("text/", "application/json", "image/svg+xml")
 COMPRESS_FROM_BYTES = 1024
+COMPRESS_LEVEL = 6
 
 
 def client_config(settings: Settings) -> dict[str, Any]:
@@ -59,6 +61,7 @@ class Site:
     def __init__(self, root: Path, settings: Settings) -> None:
         self.root = root
         self.settings = settings
+        self._compressed: dict[str, bytes] = {}
 
     @cached_property
     def files(self) -> dict[str, StaticFile]:
@@ -68,16 +71,21 @@ class Site:
             body = path.read_bytes()
             content_type = TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
             cache = IMMUTABLE if name.startswith("/assets/") else REVALIDATE
-            gzipped = None
-            if content_type.startswith(COMPRESSIBLE) and len(body) >= COMPRESS_FROM_BYTES:
-                gzipped = gzip.compress(body, compresslevel=9, mtime=0)
-            found[name] = StaticFile(body, content_type, f'"{hashlib.sha256(body).hexdigest()[:32]}"', cache, gzipped)
+            compressible = content_type.startswith(COMPRESSIBLE) and len(body) >= COMPRESS_FROM_BYTES
+            etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+            found[name] = StaticFile(body, content_type, etag, cache, compressible)
         if "/index.html" not in found:
             raise FileNotFoundError(f"no built client in {self.root}: run `make web`")
         config = json.dumps(client_config(self.settings)).encode()
-        found["/config.json"] = StaticFile(config, TYPES[".json"], f'"{hashlib.sha256(config).hexdigest()[:32]}"',
-                                           REVALIDATE)  # fmt: skip
+        etag = f'"{hashlib.sha256(config).hexdigest()[:32]}"'
+        found["/config.json"] = StaticFile(config, TYPES[".json"], etag, REVALIDATE, compressible=False)
         return found
+
+    def _gzipped(self, path: str, found: StaticFile) -> bytes:
+        # Two threads may both compress a file the first time: the same bytes, one kept.
+        if (body := self._compressed.get(path)) is None:
+            body = self._compressed[path] = gzip.compress(found.body, compresslevel=COMPRESS_LEVEL, mtime=0)
+        return body
 
     def handle(self, request: flask.Request) -> flask.Response:
         if request.method not in ("GET", "HEAD"):
@@ -90,11 +98,11 @@ class Site:
             return error_response(404, "NotFound", f"no file {request.path!r}; the client is at /")
         body, etag = found.body, found.etag
         headers = {"Cache-Control": found.cache, "X-Content-Type-Options": "nosniff"}
-        if found.gzipped is not None:
+        if found.compressible:
             headers["Vary"] = "Accept-Encoding"
             if "gzip" in request.headers.get("Accept-Encoding", ""):
                 # Other bytes, another tag: a cache must not answer one encoding with the other.
-                body, etag, headers["Content-Encoding"] = found.gzipped, f'{etag[:-1]}-gzip"', "gzip"
+                body, etag, headers["Content-Encoding"] = self._gzipped(path, found), f'{etag[:-1]}-gzip"', "gzip"
         headers["ETag"] = etag
         if etag in {tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")}:
             return flask.Response(status=304, headers=headers)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,13 +27,13 @@ def _odata_requests(text: str) -> float:
 
 def test_a_scrape_counts_the_requests_of_every_worker(tmp_path: Path) -> None:
     port = free_port()
-    before = set(Path(tempfile.gettempdir()).glob("refsys-metrics-*"))
     env = {
         **os.environ,
         "WORKERS": "2",
         "THREADS": "2",
         "REFSYS_CATALOG_URL": f"sqlite:///{tmp_path / 'catalog.db'}",
         "REFSYS_LOG_LEVEL": "WARNING",
+        "TMPDIR": str(tmp_path),  # where the server makes its metrics directory: this test's own
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     command = function_command(REPO_ROOT / "functions" / "odata" / "main.py", "odata", port)
@@ -55,7 +54,8 @@ def test_a_scrape_counts_the_requests_of_every_worker(tmp_path: Path) -> None:
         scrapes = [requests.get(f"{url}/metrics", timeout=10, headers={"Connection": "close"}) for _ in range(6)]
         # /healthz once (the first answered probe) and the queries; scrapes are not counted.
         assert {_odata_requests(s.text) for s in scrapes} == {REQUESTS}
+        assert len(list(tmp_path.glob("refsys-metrics-*"))) == 1, "the workers share one metrics directory"
     finally:
         server.terminate()
         server.wait(timeout=20)
-    assert set(Path(tempfile.gettempdir()).glob("refsys-metrics-*")) == before, "the metrics directory is left"
+    assert not list(tmp_path.glob("refsys-metrics-*")), "the metrics directory is left"

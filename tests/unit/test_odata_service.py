@@ -8,7 +8,7 @@ import io
 import time
 import zipfile
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from shared.catalog import CatalogEntry, CatalogStore, CatalogUnavailable, open_catalog, product_id
+from shared.catalog import CatalogStore, CatalogUnavailable, open_catalog, product_id
 from shared.catalog.odata.auth import TokenVerifier
 from shared.catalog.odata.grammar import GRAMMAR
 from shared.catalog.odata.options import decode_skiptoken, encode_skiptoken, parse_options
@@ -28,33 +28,7 @@ from shared.catalog.odata.service import ODataService
 from shared.security.access import AccessPolicy
 from shared.settings import Settings
 from shared.storage.objects import ObjectStore
-
-T0 = datetime(2024, 5, 1, tzinfo=UTC)
-
-
-def entry(name: str, **changes: Any) -> CatalogEntry:
-    fields: dict[str, Any] = {
-        "id": product_id(name),
-        "name": name,
-        "mission": "S1",
-        "satellite": "A",
-        "product_type": "IW_GRDH_1S",
-        "level": "L1",
-        "family": "L1_SLICE",
-        "bucket": "rs-l1",
-        "key": f"{name}/",
-        "content_length": 100,
-        "checksum": "9e107d9d372bb6826bd81d3542a419d6",
-        "content_type": "application/octet-stream",
-        "validity_start": T0,
-        "validity_stop": T0 + timedelta(seconds=25),
-        "footprint": {"type": "Polygon", "coordinates": [[[10, 40], [12, 40], [12, 42], [10, 42], [10, 40]]]},
-        "attributes": {"productType": "IW_GRDH_1S", "orbitNumber": 1},
-        "publication_time": T0,
-        "modification_time": T0,
-    }
-    fields.update(changes)
-    return CatalogEntry(**fields)
+from tests.fixtures.catalog import T0, entry
 
 
 @pytest.fixture

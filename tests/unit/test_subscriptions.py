@@ -17,7 +17,7 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from events import ProductEvicted
-from shared.catalog import CatalogEntry, CatalogStore, open_catalog, product_id
+from shared.catalog import CatalogEntry, CatalogStore, open_catalog
 from shared.catalog.announce import cataloged
 from shared.catalog.odata.auth import TokenVerifier
 from shared.catalog.odata.service import ODataService
@@ -28,34 +28,9 @@ from shared.subscriptions.matching import notify
 from shared.subscriptions.model import BadBody, Event, Status, ack_id, parse_ack_id, parse_create, parse_update
 from shared.subscriptions.service import SubscriptionService
 from shared.subscriptions.store import SubscriptionStore
+from tests.fixtures.catalog import T0, entry
 
-T0 = datetime(2024, 5, 1, tzinfo=UTC)
 S1_FILTER = "Collection/Name eq 'SENTINEL-1' and startswith(Name,'S1A_IW')"
-
-
-def entry(name: str, **changes: Any) -> CatalogEntry:
-    fields: dict[str, Any] = {
-        "id": product_id(name),
-        "name": name,
-        "mission": name[:2],
-        "satellite": "A",
-        "product_type": "IW_GRDH_1S",
-        "level": "L1",
-        "family": "L1_SLICE",
-        "bucket": "rs-l1",
-        "key": f"{name}/",
-        "content_length": 100,
-        "checksum": "9e107d9d372bb6826bd81d3542a419d6",
-        "content_type": "application/octet-stream",
-        "validity_start": T0,
-        "validity_stop": T0 + timedelta(seconds=25),
-        "footprint": {"type": "Polygon", "coordinates": [[[10, 40], [12, 40], [12, 42], [10, 42], [10, 40]]]},
-        "attributes": {"productType": "IW_GRDH_1S", "orbitNumber": 1},
-        "publication_time": T0,
-        "modification_time": T0,
-    }
-    fields.update(changes)
-    return CatalogEntry(**fields)
 
 
 def evicted(e: CatalogEntry, when: datetime) -> ProductEvicted:

@@ -25,14 +25,7 @@ from shared.catalog.stac.cql2 import BadCql2
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 1000
 MAX_IDS = 1000
-SORTABLE: dict[str, Prop] = {
-    "datetime": Prop.START,
-    "start_datetime": Prop.START,
-    "end_datetime": Prop.END,
-    "id": Prop.NAME,
-    "created": Prop.PUBLICATION,
-    "updated": Prop.MODIFICATION,
-}
+SORTABLE = cql2.PROPERTIES  # every core property a filter takes also sorts
 DEFAULT_ORDER = (SortKey(Prop.START, descending=True),)  # newest first, as STAC APIs answer
 _DIGITS = re.compile(r"[0-9]{1,30}")
 
