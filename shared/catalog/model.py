@@ -10,9 +10,9 @@ import json
 import math
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
@@ -110,6 +110,20 @@ class CatalogEntry:
     eviction_time: datetime | None = None  # when the stored copy is (to be) removed; None: never
     online: bool = True  # False once evicted: still listed, no longer downloadable
     quicklooks: tuple[str, ...] = ()  # object keys of browse images, in the product's bucket
+    # The footprint as its store holds it (JSON text), on an entry read from a store: answers pass it on
+    # as it is, and ``footprint`` is decoded from it only when read (a page of wave-mode footprints, each a
+    # hundred polygons, spent a third of its answer's time decoding them only to write them again).
+    footprint_text: str | None = field(default=None, init=False, compare=False, repr=False)
+
+    if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any attribute name
+
+        def __getattr__(self, name: str) -> Any:
+            # Reached only when a slot is unset: ``footprint`` on a store's entry, before its first read.
+            if name != "footprint":
+                raise AttributeError(name)
+            footprint = orjson.loads(self.footprint_text)
+            object.__setattr__(self, "footprint", footprint)
+            return footprint
 
     def __post_init__(self) -> None:
         if not self.id or not self.name:
@@ -137,15 +151,21 @@ class CatalogEntry:
             object.__setattr__(self, "footprint", json.loads(json.dumps(self.footprint, allow_nan=False)))
 
     @classmethod
-    def from_store(cls, **values: Any) -> CatalogEntry:
-        """An entry read back from a store, every field given. Its values were checked and normalised
-        when it was written (UTC datetimes, plain JSON footprint, typed attributes, a tuple of
-        quicklooks), so construction's checks and conversions, which cost more than reading the row
-        in a query, are skipped."""
+    def from_store(cls, footprint_text: str | None, **values: Any) -> CatalogEntry:
+        """An entry read back from a store, every field given but the footprint, which is its stored JSON
+        text (decoded at its first read). Its values were checked and normalised when it was written
+        (UTC datetimes, plain JSON footprint, typed attributes, a tuple of quicklooks), so construction's
+        checks and conversions, which cost more than reading the row in a query, are skipped."""
         entry = object.__new__(cls)
-        for name in cls.__dataclass_fields__:
+        for name in _STORED_FIELDS:
             object.__setattr__(entry, name, values[name])
+        object.__setattr__(entry, "footprint_text", footprint_text)
+        if footprint_text is None:
+            object.__setattr__(entry, "footprint", None)
         return entry
+
+
+_STORED_FIELDS = tuple(f for f in CatalogEntry.__dataclass_fields__ if f not in ("footprint", "footprint_text"))
 
 
 @dataclass(frozen=True)

@@ -59,9 +59,11 @@ _CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
 
 # Attributes as text, read by json: an Integer attribute may exceed 64 bits, which orjson (the
 # connection's reader of the other jsonb columns, three times json's speed) would make a float.
+# The footprint as text: an answer passes it on as it is (CatalogEntry.footprint_text).
+_AS_TEXT = ("attributes", "footprint")
 _SELECT = (
     "SELECT p.id, "
-    + ", ".join("p.attributes::text AS attributes" if c == "attributes" else f"p.{c}" for c in CONTENT_COLUMNS)
+    + ", ".join(f"p.{c}::text AS {c}" if c in _AS_TEXT else f"p.{c}" for c in CONTENT_COLUMNS)
     + ", p.publication_time, p.modification_time FROM products p"
 )
 _ORDER = " ORDER BY p.publication_time DESC, p.name"

@@ -218,7 +218,8 @@ def entry_from_row(row: DictRow) -> CatalogEntry:
         content_type=row["content_type"],
         validity_start=row["validity_start"],
         validity_stop=row["validity_stop"],
-        footprint=row["footprint"],
+        # jsonb's text puts a space after every comma and colon; a geometry holds no text of its own.
+        footprint_text=None if row["footprint"] is None else row["footprint"].replace(" ", ""),
         attributes=attributes_from_json(row["attributes"]),
         publication_time=row["publication_time"],
         modification_time=row["modification_time"],

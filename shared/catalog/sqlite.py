@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from shared.catalog.database import enable_wal
 from shared.catalog.errors import SQLITE_LIMIT_ERRORS, CatalogUnavailable, QueryTooComplex
-from shared.catalog.filters import Filter, Selection
+from shared.catalog.filters import Filter, Selection, Spatial
 from shared.catalog.migrations import COMPONENT, load_migrations
 from shared.catalog.model import CatalogEntry, ProductQuery, ProductTypeSummary, format_utc, parse_geometry
 from shared.catalog.pool import ConnectionPool, StoreTuning
@@ -60,10 +60,12 @@ MEMORY = ":memory:"
 
 _SELECT = (
     "SELECT "
-    + ", ".join(f"p.{c}" for c in (*CONTENT_COLUMNS, "publication_time", "modification_time", "footprint_wkb"))
+    + ", ".join(f"p.{c}" for c in (*CONTENT_COLUMNS, "publication_time", "modification_time"))
     + " FROM products p"
 )
-_SELECT_BY_PKS = _SELECT.replace("SELECT ", "SELECT p.pk, ", 1) + " WHERE p.pk IN (SELECT value FROM json_each(?))"
+_BY_PKS = " WHERE p.pk IN (SELECT value FROM json_each(?))"
+_SELECT_BY_PKS = _SELECT.replace("SELECT ", "SELECT p.pk, ", 1) + _BY_PKS
+_FOOTPRINTS_BY_PKS = "SELECT p.pk, p.footprint, p.footprint_wkb FROM products p" + _BY_PKS  # the exact tests
 _INSERT = f"INSERT INTO products ({', '.join(ALL_COLUMNS)}) VALUES ({', '.join('?' for _ in ALL_COLUMNS)})"
 # The bulk path names the key itself: executemany gives no lastrowid per row.
 _INSERT_PK = f"INSERT INTO products (pk, {', '.join(ALL_COLUMNS)}) VALUES (?, {', '.join('?' for _ in ALL_COLUMNS)})"
@@ -139,6 +141,14 @@ def _failing(conn: sqlite3.Connection, compiled: CompiledSelection) -> list[int]
     sql = f"SELECT p.pk, p.footprint, p.footprint_wkb FROM products p{compiled.count_where} AND NOT {certain}"
     rows = conn.execute(sql, (*compiled.count_params, *certain_params)).fetchall()
     return [row["pk"] for row, ok in zip(rows, exact_verdicts(compiled.exact, rows), strict=True) if not ok]
+
+
+def _failing_among(conn: sqlite3.Connection, tests: tuple[Spatial, ...], pks: list[int]) -> set[int]:
+    """The keys among ``pks`` whose footprint fails the exact ``tests``."""
+    if not pks:
+        return set()
+    rows = conn.execute(_FOOTPRINTS_BY_PKS, (json.dumps(pks),)).fetchall()
+    return {row["pk"] for row, ok in zip(rows, exact_verdicts(tests, rows), strict=True) if not ok}
 
 
 @contextmanager
@@ -323,19 +333,22 @@ class SqliteCatalog:
 
             return [entry_from_row(row) for row in self._run(page)]
         wanted = selection.offset + selection.limit
+        # Each candidate's key, and whether its box alone says it passes (most do: see certainly_passing).
+        certain, certain_params = certainly_passing(compiled.exact, SQLITE)
+        candidates = f"SELECT p.pk, {certain} FROM products p{compiled.where}{compiled.order_by}"
 
         def read(conn: sqlite3.Connection) -> list[sqlite3.Row]:
             # Candidates stream in result order; the exact test runs on batches of them, only
-            # until the page is full (paging applies after it).
-            cursor = conn.execute(keys, compiled.params)
+            # until the page is full (paging applies after it), and only on those their box leaves in doubt.
+            cursor = conn.execute(candidates, (*certain_params, *compiled.params))
             try:
                 kept: list[sqlite3.Row] = []
                 size = max(wanted + wanted // 4, 32)
-                while len(kept) < wanted:
-                    rows = _rows_by_pk(conn, [row[0] for row in cursor.fetchmany(size)])
-                    if not rows:
+                while batch := cursor.fetchmany(size):
+                    failing = _failing_among(conn, compiled.exact, [pk for pk, sure in batch if not sure])
+                    kept.extend(_rows_by_pk(conn, [pk for pk, _ in batch if pk not in failing]))
+                    if len(kept) >= wanted:
                         break
-                    kept.extend(row for row, ok in zip(rows, exact_verdicts(compiled.exact, rows), strict=True) if ok)
                     size *= 2
                 return kept[selection.offset : wanted]
             finally:

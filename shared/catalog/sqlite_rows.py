@@ -66,7 +66,7 @@ def entry_from_row(row: sqlite3.Row) -> CatalogEntry:
         content_type=row["content_type"],
         validity_start=time("validity_start"),
         validity_stop=time("validity_stop"),
-        footprint=None if row["footprint"] is None else orjson.loads(row["footprint"]),  # 3 times json's speed
+        footprint_text=row["footprint"],
         attributes=attributes_from_json(row["attributes"]),
         publication_time=publication_time,
         modification_time=modification_time,

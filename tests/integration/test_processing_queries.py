@@ -4,6 +4,7 @@ Some entries are open-ended (no validity stop, NULL in the catalog): valid until
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -106,9 +107,7 @@ def test_result_bounds_and_other_types_satellites_and_missing_validity_are_honou
     store.upsert(entry(Candidate("UNIT_B", at(0), at(40), at(500), "AUX_RES"), satellite="B"))
     store.upsert(entry(Candidate("MISSION_WIDE", at(0), at(40), at(400), "AUX_RES"), satellite=None))
     undated = entry(Candidate("UNDATED", at(0), at(40), at(900), "AUX_RES"))
-    store.upsert(
-        CatalogEntry(**{**{f: getattr(undated, f) for f in undated.__dataclass_fields__}, "validity_start": None})
-    )
+    store.upsert(dataclasses.replace(undated, validity_start=None))
 
     def names(policy: str, **kw: object) -> list[str]:
         return [c.name for c in selection.select(policy, "AUX_RES", at(0), at(40), satellite="A", **kw)]  # type: ignore[arg-type]

@@ -156,7 +156,9 @@ class ODataService:
         if rest == "":
             options = parse_options(args, collection=False)
             body = {"@odata.context": "$metadata#Products/$entity"}
-            body.update(product_json(entry, select=options.select, expand=options.expand, root=_root(request)))
+            body.update(
+                product_json(entry, select=options.select, expand=options.expand, root=_root(request), encoded=True)
+            )
             return _json(body)
         if rest == "/$value":
             return download.product_value(
@@ -173,7 +175,7 @@ class ODataService:
             else:
                 names = lineage.outputs_of(entry.name)
             found = self._catalog().search(ProductQuery(names=names, limit=max(len(names), 1))) if names else []
-            value = sorted((product_json(e) for e in found), key=lambda p: str(p["Name"]))
+            value = sorted((product_json(e, encoded=True) for e in found), key=lambda p: str(p["Name"]))
             return _json({"@odata.context": "$metadata#Products", "value": value})
         quicklook = _QUICKLOOK.match(rest)
         if quicklook is not None:
@@ -205,7 +207,9 @@ class ODataService:
         more = query.top > 0 and len(entries) > query.top
         entries = entries[: query.top]
         root = _root(request)
-        body["value"] = [product_json(e, select=query.select, expand=query.expand, root=root) for e in entries]
+        body["value"] = [
+            product_json(e, select=query.select, expand=query.expand, root=root, encoded=True) for e in entries
+        ]
         if more:
             last = entries[-1]
             values = tuple(sort_value(last, key.prop) for key in total_order(query.order))
@@ -228,7 +232,7 @@ class ODataService:
         # In the order asked; unknown names are simply absent (as CDSE does).
         root = _root(request)
         value = [
-            product_json(by_name[n], select=options.select, expand=options.expand, root=root)
+            product_json(by_name[n], select=options.select, expand=options.expand, root=root, encoded=True)
             for n in names
             if n in by_name
         ]
@@ -236,7 +240,10 @@ class ODataService:
 
 
 # Properties in the order the ICD lists them (flask.jsonify would sort them, at a cost per response).
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+# A stored footprint (orjson.Fragment) is written again by orjson, as it is.
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), default=lambda fragment: orjson.loads(orjson.dumps(fragment))
+)
 
 
 def _role_for(path: str) -> str:
