@@ -8,6 +8,7 @@ with each product exactly once.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable
 from datetime import timedelta
@@ -16,13 +17,15 @@ from urllib.parse import quote, urlsplit
 
 import flask
 import pytest
+import shapely
+import shapely.geometry
 
 from shared.catalog import CatalogEntry, CatalogStore, open_catalog, product_id
 from shared.catalog.filters import Selection, matches, sort_value, total_order
 from shared.catalog.odata.filter import parse_filter
 from shared.catalog.odata.options import parse_options
 from shared.catalog.odata.service import ODataService
-from tests.fixtures.catalog import SYNTHETIC_TYPES, T0
+from tests.fixtures.catalog import SYNTHETIC_TYPES, T0, entry
 
 pytestmark = pytest.mark.integration
 
@@ -551,3 +554,42 @@ def test_counts_trust_only_boxes_holding_a_side_of_a_rectangular_area(catalog_ur
         "POLYGON((0 0, 10 0, 10 10, 0 0))",  # not a rectangle: every footprint is tested
     ]
     _assert_counts_and_pages_match_the_brute_force(catalog_url, entries, areas)
+
+
+def test_footprints_are_answered_as_stored_as_geojson_and_exact_wkt(catalog_url: str) -> None:
+    """Footprints pass through as their stored text (GeoFootprint) and their WKT is written from it: both
+    must say exactly the stored geometry, whatever its numbers, on both backends; a product with an integer
+    beyond 64 bits goes through the standard encoder, stored footprint included."""
+    vignettes = [[[[x + 0.5, y], [x + 1.0, y], [x + 1.0, y + 1e-05], [x + 0.5, y + 1e-05], [x + 0.5, y]]] for x, y in
+                 ((10.0, -0.0), (12.25, 3.0), (179.5, 89.99999999999999))]  # fmt: skip
+    footprints = [
+        {"type": "MultiPolygon", "coordinates": vignettes},
+        {
+            "type": "Polygon",
+            "coordinates": [[[0, 0], [4, 0], [4, 4], [0, 0]], [[1, 0.5], [3, 0.5], [3, 1.5], [1, 0.5]]],
+        },
+        {"type": "Polygon", "coordinates": [[[1e-7, 1.5], [123.456789012345, 1.5], [2, 2.0000000001], [1e-7, 1.5]]]},
+    ]
+    entries = [
+        entry(f"S1A_WV_OCN__2SSV_2024010{i}T000000_2024010{i}T000100_000001_000001_000{i}.SAFE", footprint=f)
+        for i, f in enumerate(footprints)
+    ]
+    entries.append(dataclasses.replace(entries[0], name=entries[0].name + "X", id=product_id(entries[0].name + "X"),
+                                       attributes={"missionDatatakeID": 2**70}))  # fmt: skip
+    store = open_catalog(catalog_url)
+    try:
+        store.upsert_many(entries)
+        client = make_client(store)
+        page = client.get("/odata/v1/Products?$top=10").get_json()["value"]
+        singles = [client.get(f"/odata/v1/Products({e.id})").get_json() for e in entries]
+    finally:
+        store.close()
+    by_name = {e.name: e for e in entries}
+    assert sorted(p["Name"] for p in page) == sorted(by_name)
+    for product in [*page, *singles]:
+        footprint = by_name[product["Name"]].footprint
+        assert product["GeoFootprint"] == footprint
+        prefix = "geography'SRID=4326;"
+        assert product["Footprint"].startswith(prefix) and product["Footprint"].endswith("'")
+        written = shapely.from_wkt(product["Footprint"][len(prefix) : -1])
+        assert written.equals_exact(shapely.geometry.shape(footprint), tolerance=0)

@@ -115,9 +115,9 @@ def product_json(
     select: tuple[str, ...] | None = None,
     expand: tuple[str, ...] = (),
     root: str = "",
-    encoded: bool = False,
+    orjson_body: bool = False,
 ) -> dict[str, Any]:
-    """The Product's JSON; ``encoded``: for a body orjson writes, its ``GeoFootprint`` may be the stored text
+    """The Product's JSON; ``orjson_body``: for a body orjson writes, its ``GeoFootprint`` may be the stored text
     (an ``orjson.Fragment``, written as it is)."""
     properties: dict[str, Any] = {
         "Id": entry.id,
@@ -141,7 +141,9 @@ def product_json(
         else [],
         "ContentDate": {"Start": _time(entry.validity_start), "End": _time(entry.validity_stop or OPEN_END)},
         "Footprint": footprint_wkt(entry),
-        "GeoFootprint": orjson.Fragment(entry.footprint_text) if encoded and entry.footprint_text else entry.footprint,
+        "GeoFootprint": orjson.Fragment(entry.footprint_text)
+        if orjson_body and entry.footprint_text
+        else entry.footprint,
     }
     body: dict[str, Any] = {"@odata.mediaContentType": entry.content_type}
     if select is None:

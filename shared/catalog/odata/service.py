@@ -157,7 +157,7 @@ class ODataService:
             options = parse_options(args, collection=False)
             body = {"@odata.context": "$metadata#Products/$entity"}
             body.update(
-                product_json(entry, select=options.select, expand=options.expand, root=_root(request), encoded=True)
+                product_json(entry, select=options.select, expand=options.expand, root=_root(request), orjson_body=True)
             )
             return _json(body)
         if rest == "/$value":
@@ -175,7 +175,7 @@ class ODataService:
             else:
                 names = lineage.outputs_of(entry.name)
             found = self._catalog().search(ProductQuery(names=names, limit=max(len(names), 1))) if names else []
-            value = sorted((product_json(e, encoded=True) for e in found), key=lambda p: str(p["Name"]))
+            value = sorted((product_json(e, orjson_body=True) for e in found), key=lambda p: str(p["Name"]))
             return _json({"@odata.context": "$metadata#Products", "value": value})
         quicklook = _QUICKLOOK.match(rest)
         if quicklook is not None:
@@ -208,7 +208,7 @@ class ODataService:
         entries = entries[: query.top]
         root = _root(request)
         body["value"] = [
-            product_json(e, select=query.select, expand=query.expand, root=root, encoded=True) for e in entries
+            product_json(e, select=query.select, expand=query.expand, root=root, orjson_body=True) for e in entries
         ]
         if more:
             last = entries[-1]
@@ -232,7 +232,7 @@ class ODataService:
         # In the order asked; unknown names are simply absent (as CDSE does).
         root = _root(request)
         value = [
-            product_json(by_name[n], select=options.select, expand=options.expand, root=root, encoded=True)
+            product_json(by_name[n], select=options.select, expand=options.expand, root=root, orjson_body=True)
             for n in names
             if n in by_name
         ]
