@@ -48,7 +48,7 @@ from shared.catalog.odata.entities import (
 from shared.catalog.odata.errors import BadOption, MethodNotAllowed, NotFound, ODataError
 from shared.catalog.odata.options import MAX_TOP, ProductsQuery, encode_skiptoken, parse_options
 from shared.catalog.store import CatalogStore, CatalogUnavailable
-from shared.runtime import error_response
+from shared.responses import error_response
 from shared.security.access import DOWNLOADER, VIEWER, AccessPolicy, Denied
 
 if TYPE_CHECKING:
