@@ -16,6 +16,7 @@ HEAVY = (
     "boto3", "botocore", "numpy", "shapely", "lark", "pygeofilter", "yaml", "requests", "jwt",
     "psycopg", "kubernetes", "events.models", "shared.catalog.odata.grammar", "shared.products.metadata",
     "pydantic_settings",  # no function's: shared.settings reads the environment itself
+    "shared.catalog.odata.download",  # no function's: zip layouts and archives at the first download
 )  # fmt: skip
 EVENTS = {"events.models"}  # every event function parses CloudEvents into the pydantic models
 S3 = {"boto3", "botocore"}  # every event of these functions reads or writes the object store
