@@ -128,17 +128,15 @@ def bound_malloc() -> None:
     and unmapped as they come and go, instead of glibc raising that threshold to 32 MiB after the first
     such free and keeping them in a fragmented heap. Measured in docs/performance.md (memory)."""
     import ctypes
-    import ctypes.util
 
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name) if name else None
-        mallopt = libc.mallopt if libc is not None else None
+        # The C library this process already has loaded (ctypes.util.find_library would run ldconfig: 20-30 ms
+        # of every cold start).
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # not glibc (musl, macOS): its own defaults
         return
-    if mallopt is not None:
-        mallopt(M_ARENA_MAX, MALLOC_ARENAS)
-        mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+    mallopt(M_ARENA_MAX, MALLOC_ARENAS)
+    mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
 
 
 def main(argv: list[str] | None = None) -> None:
