@@ -15,10 +15,10 @@ from tests.conftest import REPO_ROOT
 HEAVY = (
     "boto3", "botocore", "numpy", "shapely", "lark", "pygeofilter", "yaml", "requests", "jwt",
     "psycopg", "kubernetes", "events.models", "shared.catalog.odata.grammar", "shared.products.metadata",
-    "pydantic_settings",  # no function's: shared.settings reads the environment itself
+    "pydantic", "pydantic_settings",  # shared.settings needs neither for plain values (its module's text)
     "shared.catalog.odata.download",  # no function's: zip layouts and archives at the first download
 )  # fmt: skip
-EVENTS = {"events.models"}  # every event function parses CloudEvents into the pydantic models
+EVENTS = {"events.models", "pydantic"}  # every event function parses CloudEvents into the pydantic models
 S3 = {"boto3", "botocore"}  # every event of these functions reads or writes the object store
 PRODUCTS = {"numpy", "shapely", "shared.products.metadata"}  # products described from their manifests
 ODATA_FILTERS = {"lark", "shared.catalog.odata.grammar"}  # $filter of every query, subscription or replay

@@ -1,15 +1,56 @@
-"""shared.settings reads the environment as pydantic-settings did (it no longer uses it: cold start)."""
+"""shared.settings: the environment read as pydantic-settings read it, every value what pydantic makes of it, and
+pydantic left unimported for plain values (a query function's cold start)."""
+
+import os
+import subprocess
+import sys
 
 import pytest
 from pydantic import ValidationError
 
-from shared.settings import Settings, SettingsError
+from shared.settings import DECLARED, Settings, SettingsError, pydantic_model
+from tests.conftest import REPO_ROOT
+
+# Values of every kind a setting may be given: plain ones, and ones only pydantic knows what to make of.
+VALUES = ["", "0", "1", "08", "4", "17", "65", "1.5", ".5", "-1", "1e3", " 8 ", "true", "false", "off", "True", "local",
+          "local\n", "kubernetes", "x", 0, 1, 4, 17, 4.0, 4.5, -1, 0.0, float("nan"), float("inf"), True, False, None,
+          ["A"], ("A",), [1]]  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("K_SINK", "REFSYS_SINK", "REFSYS_OIDC_ISSUER", "REFSYS_ODATA_OIDC_ISSUER", "REFSYS_CATALOG_URL"):
-        monkeypatch.delenv(name, raising=False)
+    aliases = {"K_SINK", "OIDC_ISSUER", "OIDC_AUDIENCE", "OIDC_JWKS_URL"}
+    for name in list(os.environ):
+        if name.upper().startswith("REFSYS_") or name.upper() in aliases:
+            monkeypatch.delenv(name)
+
+
+def made_of(model: type, key: str, value: object, name: str) -> str:
+    try:
+        made = getattr(model(**{key: value}), name)
+    except ValidationError as exc:
+        return str(exc)
+    return f"{type(made).__name__} {made!r}"
+
+
+@pytest.mark.parametrize("name", list(DECLARED))
+def test_a_value_is_what_pydantic_makes_of_it(name: str) -> None:
+    alias = pydantic_model().model_fields[name].validation_alias
+    key = alias.choices[0] if alias is not None else name  # type: ignore[union-attr]
+    for value in VALUES:
+        assert made_of(Settings, key, value, name) == made_of(pydantic_model(), key, value, name), (name, value)
+
+
+def test_plain_values_need_no_pydantic() -> None:
+    probe = "import sys; from shared.settings import Settings; Settings(); print('pydantic' in sys.modules)"
+    environment = {
+        **os.environ,
+        "REFSYS_CATALOG_POOL_SIZE": "8",
+        "REFSYS_TRUST_ETAG_MD5": "false",
+        "K_SINK": "http://s",
+    }
+    done = subprocess.run([sys.executable, "-c", probe], env=environment, capture_output=True, text=True, cwd=REPO_ROOT)
+    assert done.stdout.strip() == "False", done.stderr
 
 
 def test_a_field_is_read_from_its_prefixed_name_in_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
