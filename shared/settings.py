@@ -3,7 +3,7 @@
 Declared in pydantic's words (``Field``, ``AliasChoices``: recorded here) and validated by pydantic, whose import is
 left out of a function's start when no value needs it: odata, stac and web import nothing else of pydantic (60-70 ms
 of their cold start, docs/performance.md). A value pydantic would keep as it is (a string for a string, plain digits
-in bounds for a number, ``true``/``false`` for a bool, a list of strings) is taken as it is; any other, and any out of
+in bounds for a number, a word pydantic reads as a bool, a list of strings) is taken as it is; any other, and any out of
 its bounds, goes through the pydantic model built from the same declarations (:func:`pydantic_model`), which
 converts it or raises its ``ValidationError`` word for word. The environment is read as pydantic-settings read it:
 ``REFSYS_<field>`` or a field's aliases (without the prefix), names in any case, lists as JSON, arguments first.
@@ -225,6 +225,9 @@ _PYDANTIC = object()  # a value pydantic is to decide on
 _DIGITS = re.compile(r"0|[1-9][0-9]{0,17}")
 _DECIMAL = re.compile(r"[0-9]{1,15}(\.[0-9]{1,15})?")
 _BOUNDS = {"gt": float.__gt__, "ge": float.__ge__, "lt": float.__lt__, "le": float.__le__}
+_BOOLS = {word: True for word in ("1", "on", "t", "true", "y", "yes")} | {
+    word: False for word in ("0", "off", "f", "false", "n", "no")
+}  # pydantic's, in any case (the platform passes str(True): "True")
 
 
 @lru_cache(maxsize=1)
@@ -261,7 +264,7 @@ def _taken(name: str, given: dict[str, Any]) -> Any:
     if annotation == "bool":
         if type(value) is bool:
             return value
-        return {"true": True, "false": False}.get(value, _PYDANTIC) if type(value) is str else _PYDANTIC
+        return _BOOLS.get(value.lower(), _PYDANTIC) if type(value) is str else _PYDANTIC
     if annotation == "list[str]":
         return list(value) if type(value) is list and all(type(v) is str for v in value) else _PYDANTIC
     number: int | float

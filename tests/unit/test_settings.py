@@ -8,13 +8,14 @@ import sys
 import pytest
 from pydantic import ValidationError
 
+from shared.platform.embedded import function_environment
 from shared.settings import DECLARED, Settings, SettingsError, pydantic_model
 from tests.conftest import REPO_ROOT
 
 # Values of every kind a setting may be given: plain ones, and ones only pydantic knows what to make of.
-VALUES = ["", "0", "1", "08", "4", "17", "65", "1.5", ".5", "-1", "1e3", " 8 ", "true", "false", "off", "True", "local",
-          "local\n", "kubernetes", "x", 0, 1, 4, 17, 4.0, 4.5, -1, 0.0, float("nan"), float("inf"), True, False, None,
-          ["A"], ("A",), [1]]  # fmt: skip
+VALUES = ["", "0", "1", "08", "4", "17", "65", "1.5", ".5", "-1", "1e3", " 8 ", "true", "false", "off", "True", "FALSE",
+          "Yes", " true", "local", "local\n", "kubernetes", "x", 0, 1, 4, 17, 4.0, 4.5, -1, 0.0, float("nan"),
+          float("inf"), True, False, None, ["A"], ("A",), [1]]  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -41,14 +42,9 @@ def test_a_value_is_what_pydantic_makes_of_it(name: str) -> None:
         assert made_of(Settings, key, value, name) == made_of(pydantic_model(), key, value, name), (name, value)
 
 
-def test_plain_values_need_no_pydantic() -> None:
+def test_the_settings_the_platform_gives_a_function_need_no_pydantic() -> None:
     probe = "import sys; from shared.settings import Settings; Settings(); print('pydantic' in sys.modules)"
-    environment = {
-        **os.environ,
-        "REFSYS_CATALOG_POOL_SIZE": "8",
-        "REFSYS_TRUST_ETAG_MD5": "false",
-        "K_SINK": "http://s",
-    }
+    environment = function_environment(Settings(event_secret="s"), {"WORKERS": "2"}, "odata", "http://sink")
     done = subprocess.run([sys.executable, "-c", probe], env=environment, capture_output=True, text=True, cwd=REPO_ROOT)
     assert done.stdout.strip() == "False", done.stderr
 
