@@ -35,6 +35,7 @@ from shared.bus.idempotency import ProcessedEvents
 from shared.logs import log_context
 from shared.observability import otel, tracing
 from shared.observability.metrics import observe
+from shared.responses import error_response
 from shared.security.senders import refuse_unknown_sender
 
 log = logging.getLogger(__name__)
@@ -49,13 +50,6 @@ class RetryLater(Exception):
 
 class Reject(Exception):
     """This event can never be processed by this function: dead-letter it now."""
-
-
-def error_response(status: int, code: str, message: str) -> flask.Response:
-    """Errors are JSON with a message that says what was wrong (the body reaches knativeerrordata)."""
-    response = flask.jsonify({"error": {"code": code, "message": message}})
-    response.status_code = status
-    return response
 
 
 def event_endpoint(

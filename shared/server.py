@@ -56,16 +56,21 @@ class Observed:
     """WSGI middleware: ``/metrics``, and a count and time of every other request."""
 
     def __init__(self, app: WsgiApp, function: str) -> None:
+        # Every request is counted: the metrics (the Prometheus client) are loaded here, once, before the workers
+        # fork and after the server chose where their values live (share_metrics_between_workers), rather than by
+        # each worker at its first request.
+        from shared.observability import metrics
+
         self.app = app
         self.function = function
+        self.metrics = metrics
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        from shared.observability.metrics import REGISTRY, REQUEST_TIME, REQUESTS
-
         if environ.get("PATH_INFO") == METRICS_PATH and environ.get("REQUEST_METHOD") == "GET":
             from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-            body = generate_latest(_workers_registry() if os.environ.get(MULTIPROCESS_DIR) else REGISTRY)
+            registry = _workers_registry() if os.environ.get(MULTIPROCESS_DIR) else self.metrics.REGISTRY
+            body = generate_latest(registry)
             start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(body)))])
             return [body]
         started = time.perf_counter()
@@ -78,8 +83,8 @@ class Observed:
         try:
             return self.app(environ, record_status)
         finally:
-            REQUESTS.labels(self.function, environ.get("REQUEST_METHOD", ""), status[0]).inc()
-            REQUEST_TIME.labels(self.function).observe(time.perf_counter() - started)
+            self.metrics.REQUESTS.labels(self.function, environ.get("REQUEST_METHOD", ""), status[0]).inc()
+            self.metrics.REQUEST_TIME.labels(self.function).observe(time.perf_counter() - started)
 
 
 def _workers_registry() -> Any:
@@ -128,17 +133,15 @@ def bound_malloc() -> None:
     and unmapped as they come and go, instead of glibc raising that threshold to 32 MiB after the first
     such free and keeping them in a fragmented heap. Measured in docs/performance.md (memory)."""
     import ctypes
-    import ctypes.util
 
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name) if name else None
-        mallopt = libc.mallopt if libc is not None else None
+        # The C library this process already has loaded (ctypes.util.find_library would run ldconfig: 20-30 ms
+        # of every cold start).
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # not glibc (musl, macOS): its own defaults
         return
-    if mallopt is not None:
-        mallopt(M_ARENA_MAX, MALLOC_ARENAS)
-        mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+    mallopt(M_ARENA_MAX, MALLOC_ARENAS)
+    mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,15 +1,80 @@
-"""The one settings object of every function and command, read from the environment (``REFSYS_*``)."""
+"""The one settings object of every function and command, read from the environment (``REFSYS_*``).
+
+Declared in pydantic's words (``Field``, ``AliasChoices``: recorded here) and validated by pydantic, whose import is
+left out of a function's start when no value needs it: odata, stac and web import nothing else of pydantic (60-70 ms
+of their cold start, docs/performance.md). A value pydantic would keep as it is (a string for a string, plain digits
+in bounds for a number, a word pydantic reads as a bool, a list of strings) is taken as it is; any other, and any out of
+its bounds, goes through the pydantic model built from the same declarations (:func:`pydantic_model`), which
+converts it or raises its ``ValidationError`` word for word. The environment is read as pydantic-settings read it:
+``REFSYS_<field>`` or a field's aliases (without the prefix), names in any case, lists as JSON, arguments first.
+"""
 
 from __future__ import annotations
 
+import copy
+import json
+import math
+import os
+import re
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+ENV_PREFIX = "REFSYS_"
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="REFSYS_", extra="ignore")
+class SettingsError(ValueError):
+    """An environment variable that cannot be read as its field's type (a list that is not JSON)."""
+
+
+class AliasChoices:
+    """pydantic's ``AliasChoices``, recorded: the names a setting is given by, the first preferred."""
+
+    def __init__(self, *choices: str) -> None:
+        self.choices = choices
+
+
+@dataclass(frozen=True)
+class Declared:
+    """A setting as declared: ``pydantic.Field``'s arguments."""
+
+    default: tuple[Any, ...]
+    arguments: dict[str, Any]
+
+
+def Field(*default: Any, **arguments: Any) -> Any:
+    """pydantic's ``Field``, recorded (its arguments are given to it as they are when the model is built)."""
+    return Declared(default, arguments)
+
+
+class Settings:
+    """Every setting, from the arguments (by name, or by alias for a field that has aliases) and the environment."""
+
+    def __init__(self, **values: Any) -> None:
+        given = {**_from_environment(), **_by_preferred_key(values)}
+        taken = {name: _taken(name, given) for name in DECLARED}
+        if any(value is _PYDANTIC for value in taken.values()):
+            taken = dict(pydantic_model()(**given))  # pydantic's conversion, or its error
+        vars(self).update(taken)
+
+    def model_dump(self, *, exclude: set[str] | None = None) -> dict[str, Any]:
+        """The values by field name (lists copied), as pydantic's ``model_dump``."""
+        return {name: copy.copy(value) for name, value in vars(self).items() if name not in (exclude or set())}
+
+    def model_copy(self, *, update: dict[str, Any] | None = None) -> Settings:
+        """A shallow copy with ``update``'s values (not validated), as pydantic's ``model_copy``."""
+        copied = copy.copy(self)
+        vars(copied).update(update or {})
+        return copied
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and vars(other) == vars(self)
+
+    def __repr__(self) -> str:
+        return f"Settings({', '.join(f'{name}={value!r}' for name, value in vars(self).items())})"
 
     # Object storage (any S3 API).
     s3_endpoint_url: str | None = Field(None, description="None means AWS itself")
@@ -149,6 +214,107 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
 
 
+# Each setting's declared type (annotations are text here) and its declaration, in the order of the class.
+DECLARED: dict[str, tuple[str, Declared]] = {
+    name: (annotation, vars(Settings)[name]) for name, annotation in Settings.__annotations__.items()
+}
+_TYPES: dict[str, Any] = {
+    "str": str, "str | None": str | None, "int": int, "float": float, "bool": bool, "list[str]": list[str]
+}  # fmt: skip
+_PYDANTIC = object()  # a value pydantic is to decide on
+_DIGITS = re.compile(r"0|[1-9][0-9]{0,17}")
+_DECIMAL = re.compile(r"[0-9]{1,15}(\.[0-9]{1,15})?")
+_BOUNDS = {"gt": float.__gt__, "ge": float.__ge__, "lt": float.__lt__, "le": float.__le__}
+_BOOLS = {word: True for word in ("1", "on", "t", "true", "y", "yes")} | {
+    word: False for word in ("0", "off", "f", "false", "n", "no")
+}  # pydantic's, in any case (the platform passes str(True): "True")
+
+
+@lru_cache(maxsize=1)
+def pydantic_model() -> type[BaseModel]:
+    """The settings as a pydantic model, built from their declarations: what validates a value that is not plain,
+    and what describes the fields (docs/configuration.md). Imports pydantic."""
+    import pydantic
+
+    fields: dict[str, Any] = {}
+    for name, (annotation, declared) in DECLARED.items():
+        arguments = dict(declared.arguments)
+        if isinstance(alias := arguments.get("validation_alias"), AliasChoices):
+            arguments["validation_alias"] = pydantic.AliasChoices(*alias.choices)
+        fields[name] = (_TYPES[annotation], pydantic.Field(*declared.default, **arguments))
+    config = pydantic.ConfigDict(extra="ignore", validate_default=True)  # pydantic-settings' defaults
+    model: type[BaseModel] = pydantic.create_model("Settings", __config__=config, **fields)
+    return model
+
+
+def _taken(name: str, given: dict[str, Any]) -> Any:
+    """A setting's value when it is plain (its default, or a given value pydantic would keep as it is), else
+    _PYDANTIC."""
+    annotation, declared = DECLARED[name]
+    key = _keys(name)[0]
+    if key not in given:
+        factory = declared.arguments.get("default_factory")
+        return factory() if factory is not None else declared.default[0]
+    value, arguments = given[key], declared.arguments
+    if annotation in ("str", "str | None"):
+        if value is None and annotation == "str | None":
+            return None
+        plain = type(value) is str and ("pattern" not in arguments or re.fullmatch(arguments["pattern"], value))
+        return value if plain else _PYDANTIC
+    if annotation == "bool":
+        if type(value) is bool:
+            return value
+        return _BOOLS.get(value.lower(), _PYDANTIC) if type(value) is str else _PYDANTIC
+    if annotation == "list[str]":
+        return list(value) if type(value) is list and all(type(v) is str for v in value) else _PYDANTIC
+    number: int | float
+    if annotation == "int" and (type(value) is int or (type(value) is str and _DIGITS.fullmatch(value))):
+        number = int(value)
+    elif annotation == "float" and (type(value) in (int, float) or (type(value) is str and _DECIMAL.fullmatch(value))):
+        number = float(value)
+    else:
+        return _PYDANTIC
+    bounded = all(test(float(number), float(arguments[b])) for b, test in _BOUNDS.items() if b in arguments)
+    return number if bounded and math.isfinite(number) else _PYDANTIC
+
+
+def _keys(name: str) -> list[str]:
+    """The keys a field is given by: its aliases (the first preferred), else its name."""
+    alias = DECLARED[name][1].arguments.get("validation_alias")
+    return list(alias.choices) if isinstance(alias, AliasChoices) else [name]
+
+
+def _by_preferred_key(values: dict[str, Any]) -> dict[str, Any]:
+    """Arguments under each field's preferred key, so that they win over the environment whichever alias names
+    them (another key, e.g. ``sink`` for a field read as ``K_SINK``, stays as it is: ignored)."""
+    given = dict(values)
+    for name in DECLARED:
+        keys = _keys(name)
+        if found := next((key for key in keys if key in given), None):
+            given[keys[0]] = given.pop(found)
+    return given
+
+
+def _from_environment() -> dict[str, Any]:
+    """Each field's value in the environment: ``REFSYS_<NAME>`` or, for a field with aliases, the first alias
+    set (without the prefix), names in any case; lists are JSON."""
+    environ = {key.lower(): value for key, value in os.environ.items()}
+    found: dict[str, Any] = {}
+    for name, (annotation, declared) in DECLARED.items():
+        keys = _keys(name)
+        variables = keys if "validation_alias" in declared.arguments else [ENV_PREFIX + name]
+        value = next((environ[v.lower()] for v in variables if v.lower() in environ), None)
+        if value is None:
+            continue
+        if annotation.startswith("list["):
+            try:
+                value = json.loads(value)
+            except ValueError as exc:
+                raise SettingsError(f'error parsing value for field "{name}" from source "EnvSettingsSource"') from exc
+        found[keys[0]] = value
+    return found
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
@@ -188,7 +354,7 @@ def reference() -> str:
             group = "General"
             rows += ["", f"## {group}", "", "| variable | default | what |", "| --- | --- | --- |"]
         name = node.target.id
-        field = Settings.model_fields[name]
+        field = pydantic_model().model_fields[name]
         choices = getattr(field.validation_alias, "choices", None) or []
         variables = [str(a) for a in choices if str(a).isupper()] or [f"REFSYS_{name.upper()}"]
         default = field.get_default(call_default_factory=True)

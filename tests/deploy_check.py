@@ -253,12 +253,12 @@ def _destination(destination: Any, what: str) -> Iterator[tuple[str, str, str]]:
 
 def _disagreeing_with_settings(docs: list[dict[str, Any]]) -> Iterator[str]:
     """What the manifests name that a setting names too: the inbox bucket, the sender tokens' audience."""
-    from shared.settings import Settings
+    from shared.settings import pydantic_model
 
     data = next(
         (d.get("data") or {} for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == SETTINGS), {}
     )
-    defaults = Settings.model_fields
+    defaults = pydantic_model().model_fields
     inbox = data.get("REFSYS_INBOX_BUCKET", defaults["inbox_bucket"].default)
     audience = data.get("REFSYS_EVENT_OIDC_AUDIENCE")
     for doc in docs:

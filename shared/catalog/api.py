@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException
 from shared.catalog.errors import QueryTooComplex
 from shared.catalog.model import CatalogEntry, ProductQuery
 from shared.catalog.store import CatalogStore, CatalogUnavailable
-from shared.runtime import error_response
+from shared.responses import error_response
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import flask
 
 from shared.catalog.odata.auth import TokenVerifier, verifier_from_settings
 from shared.catalog.odata.errors import Unauthorized
-from shared.runtime import error_response
+from shared.responses import error_response
 from shared.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)

@@ -21,6 +21,7 @@ import flask
 
 from shared.catalog.odata.auth import TokenVerifier, verifier_from_settings
 from shared.catalog.odata.errors import Unauthorized
+from shared.responses import error_response
 from shared.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -57,9 +58,7 @@ class SenderCheck:
 
 
 def _unauthorized(message: str) -> flask.Response:
-    # Not runtime.error_response: the runtime imports this module (same JSON shape).
-    response = flask.jsonify({"error": {"code": "Unauthorized", "message": message}})
-    response.status_code = 401
+    response = error_response(401, "Unauthorized", message)
     response.headers["WWW-Authenticate"] = 'Bearer realm="events"'
     return response
 

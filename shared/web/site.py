@@ -21,7 +21,7 @@ from typing import Any
 
 import flask
 
-from shared.runtime import error_response
+from shared.responses import error_response
 from shared.settings import Settings
 
 IMMUTABLE = "public, max-age=31536000, immutable"

@@ -29,7 +29,7 @@ from shared.catalog.model import CatalogEntry, format_utc
 from shared.catalog.odata.entities import quicklook_name
 from shared.catalog.odata.errors import Gone, NotFound
 from shared.catalog.ziplayout import Layout
-from shared.runtime import error_response
+from shared.responses import error_response
 
 log = logging.getLogger(__name__)
 

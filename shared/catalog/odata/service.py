@@ -32,11 +32,9 @@ import flask
 import orjson
 
 from shared.catalog.api import store_failure
-from shared.catalog.archives import ArchiveStore, archives_at
 from shared.catalog.errors import QueryTooComplex
 from shared.catalog.filters import Selection, sort_value, total_order
 from shared.catalog.model import CatalogEntry, ProductQuery
-from shared.catalog.odata import download
 from shared.catalog.odata.entities import (
     METADATA,
     SERVICE_DOCUMENT,
@@ -48,10 +46,11 @@ from shared.catalog.odata.entities import (
 from shared.catalog.odata.errors import BadOption, MethodNotAllowed, NotFound, ODataError
 from shared.catalog.odata.options import MAX_TOP, ProductsQuery, encode_skiptoken, parse_options
 from shared.catalog.store import CatalogStore, CatalogUnavailable
-from shared.runtime import error_response
+from shared.responses import error_response
 from shared.security.access import DOWNLOADER, VIEWER, AccessPolicy, Denied
 
 if TYPE_CHECKING:
+    from shared.catalog.archives import ArchiveStore
     from shared.processing.lineage import LineageStore
 
 log = logging.getLogger(__name__)
@@ -140,6 +139,8 @@ class ODataService:
         return entry
 
     def _asset(self, asset_id: str, value: bool, request: flask.Request) -> flask.Response:
+        from shared.catalog.odata import download  # downloads and archives at first use, not at every start
+
         asset = self._archives().asset(asset_id.strip())
         if asset is None:
             raise NotFound(f"no asset with Id {asset_id!r}")
@@ -161,6 +162,8 @@ class ODataService:
             )
             return _json(body)
         if rest == "/$value":
+            from shared.catalog.odata import download
+
             return download.product_value(
                 entry, self._objects(), self._expiry, archives=self._archives(), headers=dict(request.headers)
             )
@@ -181,6 +184,8 @@ class ODataService:
         if quicklook is not None:
             image = quicklook[1].replace("''", "'")
             if quicklook[2]:
+                from shared.catalog.odata import download
+
                 return download.quicklook_value(entry, image, self._objects(), self._expiry)
             if image not in {item["Image"] for item in quicklooks_json(entry)}:
                 raise NotFound(f"product {entry.name} has no quicklook {image!r}")
@@ -253,6 +258,7 @@ def _role_for(path: str) -> str:
 
 
 def _configured_archives() -> ArchiveStore:
+    from shared.catalog.archives import archives_at
     from shared.settings import get_settings  # the function's settings, when its entry point passes no store
 
     return archives_at(get_settings().catalog_url)

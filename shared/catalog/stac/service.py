@@ -33,7 +33,7 @@ from shared.catalog.stac.items import item_json
 from shared.catalog.stac.search import BadSearch, Search, apply_fields, parse_get, parse_post
 from shared.catalog.store import CatalogStore, CatalogUnavailable
 from shared.products.stac import BY_STAC_NAME, STAC_VERSION
-from shared.runtime import error_response
+from shared.responses import error_response
 
 BASE_PATH = "/stac"
 CONFORMANCE = (
