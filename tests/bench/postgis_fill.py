@@ -17,7 +17,8 @@ becomes the entries ``j = k * seed + i`` of the catalog, for each copy ``k``, SQ
 Copy ``k`` repeats the seed's sequence of product types one ``count / seed`` of the year later, so entries
 of a type stay mixed with the others in time and on disk, as in ``synthetic_entries``. Random numbers are
 hashes of ``j``: every build makes the same catalog. Rows are inserted in ``j`` order (sensing order, as an
-archive is loaded) without indexes, which are built afterwards (measured faster: ``docs/performance.md``).
+archive is loaded; two adjacent copies at a time) without indexes, which are built afterwards (faster, and
+smaller: ``docs/performance.md``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from shared.catalog.model import PRODUCT_NAMESPACE
 from tests.bench import catalog_data
 
 SEED_ENTRIES = 40_000
-DATETIME = """'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'"""  # shared.catalog.model.format_utc
+_DATETIME = """'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'"""  # shared.catalog.model.format_utc
 
 # The seed, each footprint unwrapped: one split at ±180 (parts touching both -180 and 180) made whole again
 # across 180, so that it can be moved like any other shape; its box as numbers.
@@ -101,7 +102,8 @@ _COLUMNS = (
 
 
 def _attributes_sql() -> str:
-    """The seed's attributes with those ``catalog_data._entry`` varies replaced (keys of no template: none)."""
+    """The seed's attributes, those that ``catalog_data._entry`` varies made anew for entry ``j`` (a key that
+    the seed lacks stays absent)."""
     orbits = sorted(
         {
             key
@@ -123,7 +125,7 @@ def _attributes_sql() -> str:
     for key, time in (("beginningDateTime", "n.start"), ("endingDateTime", "n.stop")):
         replaced.append(
             f"'{key}', CASE WHEN s.attributes ? 'beginningDateTime' THEN jsonb_build_object("
-            f"'type', 'DateTimeOffset', 'value', to_char({time} AT TIME ZONE 'UTC', {DATETIME})) END"
+            f"'type', 'DateTimeOffset', 'value', to_char({time} AT TIME ZONE 'UTC', {_DATETIME})) END"
         )
     # jsonb_strip_nulls drops the keys this entry does not have (their CASE gave NULL).
     return f"s.attributes || jsonb_strip_nulls(jsonb_build_object({', '.join(replaced)}))"
@@ -161,7 +163,7 @@ def fill(url: str, store: CatalogStore, count: int, seed: int = SEED_ENTRIES, se
         "published": catalog_data.T0 + timedelta(seconds=catalog_data.YEAR_S),
     }
     copies = [(statement, {**params, "copy": copy}) for copy in range(-(-count // seed))]
-    _run_at_once(url, sessions, copies)  # copies next in time at once: their rows share pages, in time order
+    _run_at_once(url, sessions, copies)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("DROP TABLE bench_seed")
         for constraint in [s for s in indexes if s.startswith("ALTER TABLE")]:  # each locks the whole table
