@@ -51,6 +51,10 @@ STATE_FILE = "weed.json"  # pid and ports of the running server, removed when it
 # Small volumes, none preallocated: a laptop start must not reserve GBs. volume.max=0 lets the
 # volume server size its volume count from free disk instead of capping total data at 8 volumes.
 VOLUME_SIZE_LIMIT_MB = 128
+# Volumes a new bucket (a collection) grows at once. SeaweedFS grows 7, and the volume count is capped by
+# free disk / VOLUME_SIZE_LIMIT_MB: with 26 GB free the test session's 32 buckets needed 224 of 205 volumes,
+# and every write to a new bucket failed ("No writable volumes"). Two still spread a bucket's writes.
+VOLUMES_PER_BUCKET = 2
 
 
 def weed_binary() -> str:
@@ -169,6 +173,10 @@ class SeaweedFS:
         return f"http://{self.host}:{self.s3_port}"
 
     @property
+    def master_url(self) -> str:
+        return f"http://{self.host}:{self._master_port}"
+
+    @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
@@ -182,6 +190,8 @@ class SeaweedFS:
         s3_config.chmod(0o600)  # holds the secret key
         security = self.conf_dir / "security.toml"  # read from the working directory, as notification.toml
         _write_private(security, _security_toml(secrets.token_urlsafe(32)))
+        # The master reads it from the working directory, as the filer its notification.toml.
+        (self.conf_dir / "master.toml").write_text(f"[master.volume_growth]\ncopy_1 = {VOLUMES_PER_BUCKET}\n")
         notification = self.conf_dir / "notification.toml"
         if self.webhook_url:
             _write_private(notification, _notification_toml(self.webhook_url, self.webhook_token))

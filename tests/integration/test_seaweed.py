@@ -22,7 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from shared.platform.ports import free_port
-from shared.platform.seaweed import SeaweedFS, weed_binary
+from shared.platform.seaweed import VOLUMES_PER_BUCKET, SeaweedFS, weed_binary
 
 pytestmark = pytest.mark.integration
 
@@ -265,3 +265,22 @@ def test_data_survives_restart_and_stop_leaves_nothing(tmp_path: Path) -> None:
         second.stop(timeout=0.5)  # forces the SIGKILL path
     assert not _group_alive(pgid)
     assert (data_dir / "seaweedfs.log").stat().st_size > 0
+
+
+def test_a_new_bucket_grows_few_volumes(seaweed: SeaweedFS) -> None:
+    """Volumes are capped by free disk: buckets that grew SeaweedFS's 7 each ran the test session out of
+    volumes with 26 GB free, and every write to a new bucket failed."""
+    s3 = seaweed.client()
+    bucket = _bucket()
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+    layout = requests.get(f"{seaweed.master_url}/vol/status", timeout=10).json()["Volumes"]["DataCenters"]
+    volumes = [
+        volume
+        for racks in layout.values()
+        for nodes in racks.values()
+        for node_volumes in nodes.values()
+        for volume in node_volumes or []
+        if volume["Collection"] == bucket
+    ]
+    assert len(volumes) == VOLUMES_PER_BUCKET

@@ -84,10 +84,11 @@ def _members(text: str) -> tuple[str, str]:
 
 
 # A footprint of S1 wave mode is a hundred small polygons of 5 points: written from its JSON text by a
-# translation and two substitutions over the whole text, it costs a third of what writing it number by
-# number costs. Brackets become parentheses and commas spaces; then the one ") (" at the heart of each
-# separator ("],[" between positions, "]],[[" between rings, ...) becomes ", ", which gives every depth
-# its WKT separator at once; a zero fraction is dropped, as GEOS drops it.
+# translation and two substitutions over the whole text, it costs less than half of decoding it and
+# writing it from Python lists (49 against 115 µs for 20 kB). Brackets become parentheses and commas
+# spaces; then the one ") (" at the heart of each separator ("],[" between positions, "]],[[" between
+# rings, ...) becomes ", ", which gives every depth its WKT separator at once; a zero fraction is
+# dropped, as GEOS drops it.
 _BRACKETS = bytes.maketrans(b"[],", b"() ")
 _ZERO_FRACTION = re.compile(rb"\.0(?=[ ,)])")
 _DEPTHS = frozenset(("LineString", "Polygon", "MultiLineString", "MultiPolygon"))
