@@ -65,11 +65,10 @@ _SELECT = (
 )
 _BY_PKS = " WHERE p.pk IN (SELECT value FROM json_each(?))"
 _SELECT_BY_PKS = _SELECT.replace("SELECT ", "SELECT p.pk, ", 1) + _BY_PKS
-# For the exact tests: the GeoJSON only of rows without WKB (written before migration 0003); reading a
-# text it does not need cost as much as the test.
-_FOOTPRINTS_BY_PKS = (
-    "SELECT p.pk, p.footprint_wkb, CASE WHEN p.footprint_wkb IS NULL THEN p.footprint END AS footprint"
-    " FROM products p" + _BY_PKS
+# What the exact tests read: the WKB, and the GeoJSON only of rows without one (written before migration
+# 0003); reading a text they do not need cost as much as the tests.
+_EXACT_TEST_ROWS = (
+    "SELECT p.pk, p.footprint_wkb, CASE WHEN p.footprint_wkb IS NULL THEN p.footprint END AS footprint FROM products p"
 )
 _INSERT = f"INSERT INTO products ({', '.join(ALL_COLUMNS)}) VALUES ({', '.join('?' for _ in ALL_COLUMNS)})"
 # The bulk path names the key itself: executemany gives no lastrowid per row.
@@ -143,17 +142,19 @@ def _failing(conn: sqlite3.Connection, compiled: CompiledSelection) -> list[int]
     others, across its corners, are read and tested.
     """
     certain, certain_params = certainly_passing(compiled.exact, SQLITE)
-    sql = f"SELECT p.pk, p.footprint, p.footprint_wkb FROM products p{compiled.count_where} AND NOT {certain}"
-    rows = conn.execute(sql, (*compiled.count_params, *certain_params)).fetchall()
-    return [row["pk"] for row, ok in zip(rows, exact_verdicts(compiled.exact, rows), strict=True) if not ok]
+    sql = f"{_EXACT_TEST_ROWS}{compiled.count_where} AND NOT {certain}"
+    return _failing_keys(compiled.exact, conn.execute(sql, (*compiled.count_params, *certain_params)).fetchall())
 
 
 def _failing_among(conn: sqlite3.Connection, tests: tuple[Spatial, ...], pks: list[int]) -> set[int]:
     """The keys among ``pks`` whose footprint fails the exact ``tests``."""
     if not pks:
         return set()
-    rows = conn.execute(_FOOTPRINTS_BY_PKS, (json.dumps(pks),)).fetchall()
-    return {row["pk"] for row, ok in zip(rows, exact_verdicts(tests, rows), strict=True) if not ok}
+    return set(_failing_keys(tests, conn.execute(_EXACT_TEST_ROWS + _BY_PKS, (json.dumps(pks),)).fetchall()))
+
+
+def _failing_keys(tests: tuple[Spatial, ...], rows: list[sqlite3.Row]) -> list[int]:
+    return [row["pk"] for row, ok in zip(rows, exact_verdicts(tests, rows), strict=True) if not ok]
 
 
 @contextmanager
